@@ -1,0 +1,342 @@
+"""The MCP adapter: registered tools over Streamable HTTP, stateless, JSON responses.
+
+The official SDK's low-level :class:`mcp.server.Server` is the protocol kernel
+(version negotiation, both protocol eras, result validation). This module is
+its HTTP front, written as a native aiohttp handler that hands each POST to
+the kernel's single-exchange driver ``serve_one``, as the SDK's own stateless
+transport does. Bridging the SDK's Starlette app through an ASGI adapter would
+busy-loop the shared event loop on any SSE stream (see docs in shared/).
+
+Before the kernel sees a request, the transport rules of the MCP spec are
+applied here: Host and Origin (DNS rebinding), method, Accept, Content-Type,
+body size, JSON-RPC envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from aiohttp import web
+from mcp.server import Server, ServerRequestContext
+from mcp.server.connection import Connection
+from mcp.server.runner import modern_error_data, serve_one
+from mcp.shared.exceptions import MCPError, NoBackChannelError
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    InboundLadderRejection,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+)
+from mcp.shared.message import MessageMetadata, ServerMessageMetadata
+from mcp.shared.transport_context import TransportContext
+from mcp.types import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    CallToolRequestParams,
+    CallToolResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    TextContent,
+    Tool,
+    ToolAnnotations,
+)
+from mcp_types import DEFAULT_NEGOTIATED_VERSION
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+from host import __version__
+from host.engine import ArgumentValidator, Engine
+from host.errors import CallError, InvalidArguments
+from host.model import McpTool, UpstreamResponse
+from host.plugins import Catalog
+
+log = logging.getLogger("host.mcp")
+
+MCP_PATH = "/mcp"
+MOCK_HEADER = "X-Host-Mock"
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOOPBACK_ORIGINS = tuple(f"{scheme}://{host}" for scheme in ("http", "https") for host in LOOPBACK_HOSTS)
+
+_MOCKED = "host.mcp.mocked"
+_STATE = web.AppKey("mcp_state", Any)
+
+
+@dataclass(frozen=True)
+class _ToolEntry:
+    spec: McpTool
+    wire: Tool
+    validator: ArgumentValidator
+    # True when the tool advertises the operation's own schema: validate once, not twice.
+    same_schema_as_operation: bool
+
+
+@dataclass
+class TransportGuard:
+    """Host and Origin allowlists, ``"name:*"`` meaning any port."""
+
+    allowed_hosts: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
+
+    @classmethod
+    def for_bind(cls, bind_host: str, hosts: Iterable[str], origins: Iterable[str]) -> TransportGuard:
+        extra = () if bind_host in {"0.0.0.0", "::", ""} else (f"{bind_host}:*", f"[{bind_host}]:*")
+        return cls((*LOOPBACK_HOSTS, *extra, *hosts), (*LOOPBACK_ORIGINS, *origins))
+
+    def host_ok(self, host: str | None) -> bool:
+        return bool(host) and _matches(host or "", self.allowed_hosts)
+
+    def origin_ok(self, origin: str | None) -> bool:
+        return origin is None or _matches(origin, self.allowed_origins)
+
+
+def _matches(value: str, patterns: Iterable[str]) -> bool:
+    for pattern in patterns:
+        if value == pattern:
+            return True
+        if pattern.endswith(":*"):
+            base = pattern[:-2]
+            if value == base or (value.startswith(base + ":") and value[len(base) + 1:].isdigit()):
+                return True
+    return False
+
+
+@dataclass
+class McpService:
+    """The SDK server and the tools it serves."""
+
+    engine: Engine
+    tools: dict[str, _ToolEntry] = field(default_factory=dict)
+    server: Server[Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.server = Server(
+            "capability-host",
+            version=__version__,
+            instructions="Tools of the capabilities installed on this host. Each tool calls an upstream API.",
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+        )
+        # The default OpenTelemetry middleware costs ~10% of kernel time and we export no traces.
+        self.server.middleware.clear()
+
+    def add(self, tool: McpTool) -> None:
+        operation_schema = self.engine.validator_for(tool.operation).schema
+        schema = dict(tool.input_schema or operation_schema)
+        schema.setdefault("type", "object")  # the protocol requires an object root
+        hints = tool.hints
+        annotations = ToolAnnotations(
+            title=tool.title,
+            read_only_hint=hints.read_only,
+            destructive_hint=hints.destructive,
+            idempotent_hint=hints.idempotent,
+            open_world_hint=hints.open_world,
+        )
+        wire = Tool(name=tool.name, title=tool.title, description=tool.description, input_schema=schema,
+                    annotations=annotations)
+        self.tools[tool.name] = _ToolEntry(tool, wire, ArgumentValidator(schema), tool.input_schema is None)
+
+    async def _list_tools(self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+                          ) -> ListToolsResult:
+        return ListToolsResult(tools=[entry.wire for entry in self.tools.values()])
+
+    async def _call_tool(self, ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
+        entry = self.tools.get(params.name)
+        if entry is None:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {params.name}")
+        arguments = params.arguments or {}
+        try:
+            entry.validator.check(arguments)
+            response = await self.engine.call(entry.spec.operation, arguments,
+                                              validated=entry.same_schema_as_operation)
+        except InvalidArguments as exc:
+            lines = [f"- {key}: {'; '.join(messages)}" for key, messages in exc.errors.items()]
+            return _error_result("Invalid arguments; nothing was sent upstream:\n" + "\n".join(lines),
+                                 {"errors": exc.errors})
+        except CallError as exc:
+            return _error_result(f"{exc.title}: {exc.detail}", {"status": exc.status, **exc.extra})
+        if response.mocked and isinstance(ctx.request, web.Request):
+            ctx.request[_MOCKED] = True
+        if response.status >= 400:
+            return _upstream_error_result(entry.spec.operation, response)
+        return _success_result(entry.spec, response)
+
+
+def _error_result(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured,
+                          is_error=True)
+
+
+def _upstream_error_result(operation: str, response: UpstreamResponse) -> CallToolResult:
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.body[:500].decode("utf-8", "replace")
+    message = body.get("message") if isinstance(body, dict) else None
+    text = f"The upstream of {operation} answered {response.status}"
+    text += f": {message}" if isinstance(message, str) else "."
+    if isinstance(body, dict) and isinstance(body.get("errors"), dict):
+        text += "\n" + "\n".join(f"- {key}: {value}" for key, value in body["errors"].items())
+    retry_after = response.headers.get("Retry-After")
+    if retry_after:
+        text += f"\nRetry after {retry_after} s."
+    return _error_result(text, {"status": response.status, "body": body})
+
+
+def _success_result(tool: McpTool, response: UpstreamResponse) -> CallToolResult:
+    if tool.output is not None:
+        value = tool.output(response)
+    else:
+        try:
+            value = response.json()
+        except ValueError:
+            text = response.body.decode("utf-8", "replace")
+            return CallToolResult(content=[TextContent(type="text", text=text)])
+    text = json.dumps(value, ensure_ascii=False)
+    structured = value if isinstance(value, dict) else None
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+
+@dataclass
+class _OneShotDispatchContext:
+    """The SDK's ``DispatchContext`` for one HTTP exchange: no back-channel to the client."""
+
+    transport: TransportContext
+    request_id: Any
+    message_metadata: MessageMetadata
+    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
+    can_send_request: bool = False
+
+    async def send_raw_request(self, method: str, params: Mapping[str, Any] | None, opts: Any = None
+                               ) -> dict[str, Any]:
+        raise NoBackChannelError(method)
+
+    async def notify(self, method: str, params: Mapping[str, Any] | None, opts: Any = None) -> None:
+        return None  # JSON responses only: progress and log notifications are dropped
+
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        return None
+
+
+def build_mcp_app(engine: Engine, catalog: Catalog, *, guard: TransportGuard, max_body_bytes: int
+                  ) -> web.Application:
+    service = McpService(engine)
+    for contributed in catalog.tools.values():
+        service.add(contributed.item)
+    app = web.Application(client_max_size=max_body_bytes)
+    app[_STATE] = None
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app[_STATE] = await stack.enter_async_context(service.server.lifespan(service.server))
+            yield
+
+    app.cleanup_ctx.append(lifespan)
+    handler = _McpHandler(service, guard, max_body_bytes)
+    app.router.add_route("*", MCP_PATH, handler.handle)
+    return app
+
+
+def _rpc_error(request_id: Any, code: int, message: str, *, status: int, data: Any = None,
+               headers: Mapping[str, str] | None = None) -> web.Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return web.json_response({"jsonrpc": "2.0", "id": request_id, "error": error}, status=status, headers=headers)
+
+
+class _McpHandler:
+    def __init__(self, service: McpService, guard: TransportGuard, max_body_bytes: int) -> None:
+        self.service = service
+        self.guard = guard
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        headers = request.headers
+        if not self.guard.host_ok(headers.get("Host")):
+            log.warning("MCP: refused Host header (DNS-rebinding guard); add it to [server] allowed_hosts")
+            return _rpc_error(None, INVALID_REQUEST, "Host header not allowed", status=421)
+        if not self.guard.origin_ok(headers.get("Origin")):
+            log.warning("MCP: refused Origin header; add it to [server] allowed_origins")
+            return _rpc_error(None, INVALID_REQUEST, "Origin not allowed", status=403)
+        if request.method != "POST":
+            # Stateless server: no GET stream to open, no session to DELETE.
+            return _rpc_error(None, INVALID_REQUEST, f"{request.method} is not supported; POST JSON-RPC here",
+                              status=405, headers={"Allow": "POST"})
+        if not _accepts_json(headers.get("Accept", "")):
+            return _rpc_error(None, INVALID_REQUEST, "Accept must include application/json", status=406)
+        if not headers.get("Content-Type", "").lower().startswith("application/json"):
+            return _rpc_error(None, INVALID_REQUEST, "Content-Type must be application/json", status=400)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _rpc_error(None, INVALID_REQUEST, f"body is larger than {self.max_body_bytes} bytes",
+                              status=413)
+        try:
+            message = json.loads(raw)
+        except (ValueError, RecursionError):
+            return _rpc_error(None, PARSE_ERROR, "Parse error", status=400)
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or "method" not in message:
+            if isinstance(message, dict) and "method" not in message and ("result" in message
+                                                                         or "error" in message):
+                return web.Response(status=202)  # a client response: nothing to answer (no back-channel)
+            return _rpc_error(None, INVALID_REQUEST,
+                              "Body must be a single JSON-RPC 2.0 request or notification object", status=400)
+        if "id" not in message:
+            return web.Response(status=202)  # notifications need no answer on a stateless server
+        request_id = message["id"]
+        method, params = message["method"], message.get("params")
+        if not isinstance(request_id, (str, int)) or isinstance(request_id, bool) or not isinstance(method, str) \
+                or (params is not None and not isinstance(params, dict)):
+            return _rpc_error(None, INVALID_REQUEST, "Invalid JSON-RPC request: id, method or params", status=400)
+
+        lowered = {k.lower(): v for k, v in headers.items()}
+        version = lowered.get("mcp-protocol-version")
+        modern = version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS
+        if modern:
+            duplicated = find_duplicated_routing_header((k.lower(), v) for k, v in headers.items())
+            if duplicated is not None:
+                return _rpc_error(request_id, -32020, f"{duplicated} header appears more than once", status=400)
+            verdict = classify_inbound_request(message, headers=lowered)
+            if isinstance(verdict, InboundLadderRejection):
+                return _rpc_error(request_id, verdict.code, verdict.message, data=verdict.data,
+                                  status=ERROR_CODE_HTTP_STATUS.get(verdict.code, 400))
+            connection = Connection.from_envelope(verdict.protocol_version, verdict.client_info,
+                                                  verdict.client_capabilities)
+        else:
+            connection = Connection.from_envelope(version or DEFAULT_NEGOTIATED_VERSION, None, None)
+
+        dctx = _OneShotDispatchContext(
+            transport=TransportContext(kind="streamable-http", can_send_request=False, headers=lowered),
+            request_id=request_id,
+            message_metadata=ServerMessageMetadata(request_context=request),
+        )
+        try:
+            result = await serve_one(self.service.server, dctx, method, params, connection=connection,
+                                     lifespan_state=request.app[_STATE])
+        except Exception as exc:
+            error = modern_error_data(exc)
+            # The handshake era answers JSON-RPC errors with 200; 2026-07-28 maps codes to statuses.
+            status = ERROR_CODE_HTTP_STATUS.get(error.code, 500) if modern else 200
+            return _rpc_error(request_id, error.code, error.message, data=error.data, status=status)
+        response = web.json_response({"jsonrpc": "2.0", "id": request_id, "result": result},
+                                     dumps=_compact_dumps)
+        if request.get(_MOCKED):
+            response.headers[MOCK_HEADER] = "true"
+        return response
+
+
+def _compact_dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _accepts_json(accept: str) -> bool:
+    if not accept:
+        return True  # no preference stated: JSON is acceptable
+    kinds = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    return bool(kinds & {"application/json", "application/*", "*/*"})

@@ -1,0 +1,75 @@
+"""Command line: ``host serve`` and ``host plugins``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from host import __version__
+from host.config import HostConfig, load_config
+from host.errors import StartupError
+from host.plugins import load_catalog
+from host.secrets import install_redaction
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="host", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"capability-host {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve every installed capability on the REST and MCP ports")
+    serve.add_argument("--config", metavar="FILE", help="host.toml (default: built-in defaults)")
+    serve.add_argument("--strict", action="store_true",
+                       help="exit non-zero when any plugin fails to load (also [plugins] strict)")
+
+    plugins = commands.add_parser("plugins", help="list installed plugins and what each contributes")
+    plugins.add_argument("--config", metavar="FILE", help="host.toml, for [plugins] load")
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        _configure_logging(config)
+        if args.command == "serve":
+            from host.server import serve  # imports aiohttp and the MCP SDK only when serving
+
+            return asyncio.run(serve(config, strict=args.strict, environ=os.environ))
+        return _plugins(config, as_json=args.json)
+    except StartupError as exc:
+        print(f"host: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _configure_logging(config: HostConfig) -> None:
+    logging.basicConfig(level=config.logging.level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction(logging.getLogger().handlers)
+
+
+def _plugins(config: HostConfig, *, as_json: bool) -> int:
+    logging.getLogger("host.plugins").setLevel(logging.CRITICAL)  # failures are in the listing itself
+    catalog = load_catalog(only=config.plugins.load)
+    if as_json:
+        print(json.dumps({"plugins": [info.as_json() for info in catalog.plugins]}, indent=2))
+        return 0
+    if not catalog.plugins:
+        print("no plugins installed (entry-point group host.plugins)")
+    for info in catalog.plugins:
+        print(f"{info.name} {info.version or ''} ({info.dist or 'registered in process'})".rstrip())
+        if info.error:
+            print(f"  ERROR: {info.error}")
+            continue
+        for label, items in (("consumes", info.consumes), ("REST", info.rest), ("MCP tools", info.mcp_tools)):
+            if items:
+                print(f"  {label}: {', '.join(items)}")
+    return 0

@@ -1,0 +1,75 @@
+"""Errors that cross module boundaries.
+
+Two families:
+
+* :class:`StartupError` stops ``host serve`` before it binds a port. Its message
+  names the file, the key and the fix.
+* :class:`CallError` ends one call. Each adapter renders it in its own way
+  (REST: ``application/problem+json``; MCP: an ``isError`` tool result), so the
+  core never needs to know which adapter called it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class StartupError(Exception):
+    """Configuration, plugin or capability problem found before serving."""
+
+
+class CallError(Exception):
+    """One call failed. ``status`` is the HTTP status the REST adapter answers with."""
+
+    status: int = 500
+    title: str = "Internal Server Error"
+    slug: str = "internal"
+
+    def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra: dict[str, Any] = dict(extra or {})
+
+
+class BadRequest(CallError):
+    status, title, slug = 400, "Bad Request", "bad-request"
+
+
+class PayloadTooLarge(CallError):
+    status, title, slug = 413, "Content Too Large", "payload-too-large"
+
+
+class InvalidArguments(CallError):
+    """Arguments failed the operation's declared input schema.
+
+    ``errors`` maps a dotted argument path (``body.customer_id``) to messages,
+    the same ``{field: [message, ...]}`` shape Laravel-style APIs answer with.
+    """
+
+    status, title, slug = 422, "Unprocessable Content", "invalid-arguments"
+
+    def __init__(self, errors: Mapping[str, list[str]]) -> None:
+        self.errors = {key: list(messages) for key, messages in errors.items()}
+        first = "; ".join(f"{key}: {messages[0]}" for key, messages in self.errors.items())
+        super().__init__(f"invalid arguments: {first}", extra={"errors": self.errors})
+
+
+class UpstreamUnreachable(CallError):
+    status, title, slug = 502, "Bad Gateway", "upstream-unreachable"
+
+
+class UpstreamBadStatus(CallError):
+    """The upstream answered 5xx (or something we cannot pass through)."""
+
+    status, title, slug = 502, "Bad Gateway", "upstream-error"
+
+
+class UpstreamTimeout(CallError):
+    status, title, slug = 504, "Gateway Timeout", "upstream-timeout"
+
+
+class NotConfigured(CallError):
+    """The operation cannot be called as configured (for example an unsupported auth type)."""
+
+    status, title, slug = 501, "Not Implemented", "not-configured"

@@ -1,0 +1,169 @@
+"""The capability model: what plugins contribute, as plain frozen data.
+
+A *consumed API* (:class:`ConsumedApi`) is one upstream: a base URI, its
+authentication and its operations (:class:`ConsumedOperation`). The host
+exposes operations again as REST resources (:class:`RestResource`) and MCP tools
+(:class:`McpTool`). Exposures name the operation they call as
+``"<namespace>.<operation>"``.
+
+Everything here is data; the behaviour lives in :mod:`host.engine` (calling an
+operation) and in the adapters (:mod:`host.adapters.rest`, :mod:`host.adapters.mcp`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol
+
+JsonSchema = Mapping[str, Any]
+Arguments = Mapping[str, Any]
+
+ANY_OBJECT: JsonSchema = MappingProxyType({"type": "object"})
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """A value the operator supplies through an environment variable.
+
+    ``pattern`` (a full-match regex) and ``choices`` are checked at start-up, so a
+    typo fails before the first call instead of as a DNS error on it.
+    """
+
+    name: str
+    default: str | None = None
+    pattern: str | None = None
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class BearerAuth:
+    """``Authorization: Bearer <token>`` with the token from the environment."""
+
+    token: EnvVar
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    """What an upstream (or its mock) answered. The body stays bytes until asked."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    mocked: bool = False
+
+    def json(self) -> Any:
+        """The body decoded as JSON; ``None`` for an empty body. Raises ``ValueError``."""
+        if not self.body:
+            return None
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class MockRequest:
+    """What a mock handler sees: the request the host would have sent."""
+
+    method: str
+    path: str
+    arguments: Arguments
+    json_body: Any
+
+
+MockHandler = Callable[[MockRequest], UpstreamResponse]
+
+
+@dataclass(frozen=True)
+class ConsumedOperation:
+    """One upstream HTTP call.
+
+    :param path: appended to the API's base URI; ``{name}`` placeholders are
+        filled from arguments, percent-encoded as one path segment.
+    :param input_schema: JSON Schema (2020-12) of the operation's arguments,
+        enforced before any upstream call.
+    :param body: name of the argument sent as the JSON request body.
+    :param query: names of arguments sent as query parameters when present.
+    :param mock: answers the call in mock mode, with no network.
+    """
+
+    name: str
+    method: str
+    path: str
+    description: str = ""
+    input_schema: JsonSchema = field(default_factory=lambda: dict(ANY_OBJECT))
+    body: str | None = None
+    query: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    mock: MockHandler | None = None
+
+
+@dataclass(frozen=True)
+class ConsumedApi:
+    """An upstream API: where it is, how to authenticate, what it offers.
+
+    :param base_uri: may hold ``{VAR}`` placeholders, each filled at start-up
+        from the environment variable of the same name declared in ``variables``.
+        ``[consumes.<namespace>] base_uri`` in host.toml replaces it whole.
+    """
+
+    namespace: str
+    base_uri: str
+    operations: tuple[ConsumedOperation, ...]
+    variables: tuple[EnvVar, ...] = ()
+    auth: BearerAuth | None = None
+    headers: Mapping[str, str] = field(default_factory=lambda: {"Accept": "application/json"})
+    description: str = ""
+
+
+class OutputMapping(Protocol):
+    """Turns a successful upstream response into the value an exposure returns."""
+
+    def __call__(self, response: UpstreamResponse) -> Any: ...
+
+
+@dataclass(frozen=True)
+class RestResource:
+    """``method path`` on the REST port, calling ``operation``.
+
+    Arguments are gathered from the request: path parameters by name, the
+    declared ``query`` parameters, and the parsed JSON body as ``body_argument``.
+    ``output=None`` returns the upstream body unchanged (mapping ``$.``).
+    """
+
+    method: str
+    path: str
+    operation: str
+    description: str = ""
+    body_argument: str | None = "body"
+    query: tuple[str, ...] = ()
+    output: OutputMapping | None = None
+
+
+@dataclass(frozen=True)
+class ToolHints:
+    """MCP tool annotations. ``None`` leaves a hint out of ``tools/list``."""
+
+    read_only: bool | None = None
+    destructive: bool | None = None
+    idempotent: bool | None = None
+    open_world: bool | None = None
+
+
+@dataclass(frozen=True)
+class McpTool:
+    """An MCP tool calling ``operation`` with the tool's arguments.
+
+    ``input_schema=None`` advertises (and enforces) the operation's schema.
+    """
+
+    name: str
+    description: str
+    operation: str
+    title: str | None = None
+    input_schema: JsonSchema | None = None
+    hints: ToolHints = ToolHints()
+    output: OutputMapping | None = None

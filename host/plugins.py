@@ -1,0 +1,221 @@
+"""Finding plugins, isolating their failures, and recording what each contributed.
+
+pluggy's own ``load_setuptools_entrypoints`` stops at the first plugin that
+fails to import. This loader takes each entry point on its own: one ``try``
+around import, registration, ``check_pending`` and that plugin's registration
+hooks. A failing plugin is unregistered, recorded with its error, and the
+others load (``strict`` turns the failure into a start-up error).
+
+Core code never touches ``pm.hook`` directly: :class:`Catalog` is the typed
+result of loading.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Generic, TypeVar
+
+import pluggy
+
+from host import hookspecs
+from host.errors import StartupError
+from host.model import ConsumedApi, McpTool, RestResource
+
+ENTRY_POINT_GROUP = "host.plugins"
+LOAD_ENV = "HOST_LOAD_PLUGINS"
+DISABLE_ENV = "HOST_DISABLE_PLUGINS"
+
+log = logging.getLogger("host.plugins")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Contributed(Generic[T]):
+    """An item with the plugin (and its distribution version) that contributed it."""
+
+    item: T
+    plugin: str
+    version: str | None
+
+    @property
+    def origin(self) -> str:
+        return f"plugin {self.plugin!r}" + (f" {self.version}" if self.version else "")
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    dist: str | None = None
+    version: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    consumes: list[str] = field(default_factory=list)
+    rest: list[str] = field(default_factory=list)
+    mcp_tools: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dist": self.dist,
+            "version": self.version,
+            "hooks": self.hooks,
+            "contributes": {"consumes": self.consumes, "rest": self.rest, "mcp_tools": self.mcp_tools},
+            "error": self.error,
+        }
+
+
+@dataclass
+class Catalog:
+    """Everything the loaded plugins contributed, checked for clashes."""
+
+    apis: dict[str, Contributed[ConsumedApi]] = field(default_factory=dict)
+    rest: dict[tuple[str, str], Contributed[RestResource]] = field(default_factory=dict)
+    tools: dict[str, Contributed[McpTool]] = field(default_factory=dict)
+    plugins: list[PluginInfo] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[PluginInfo]:
+        return [info for info in self.plugins if info.error]
+
+
+def load_catalog(
+    *,
+    only: Sequence[str] | None = None,
+    strict: bool = False,
+    extra_plugins: Iterable[tuple[str, object]] = (),
+    discover: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> Catalog:
+    """Load installed plugins (and ``extra_plugins``) and collect their contributions.
+
+    :param only: entry-point names to load (``[plugins] load``); ``None``: all.
+    :param extra_plugins: ``(name, module_or_object)`` pairs registered directly,
+        as tests and embedding applications do.
+    """
+    environ = os.environ if environ is None else environ
+    selected = _selection(only, environ)
+    disabled = {name.strip() for name in environ.get(DISABLE_ENV, "").split(",") if name.strip()}
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    catalog = Catalog()
+
+    candidates: list[tuple[str, Callable[[], object], EntryPoint | None]] = []
+    if discover:
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+            candidates.append((ep.name, ep.load, ep))
+    for name, plugin in extra_plugins:
+        candidates.append((name, lambda plugin=plugin: plugin, None))  # type: ignore[misc]
+
+    for name, load, ep in candidates:
+        if (selected is not None and name not in selected) or name in disabled:
+            log.info("plugin %s: not loaded (selection)", name)
+            continue
+        info = PluginInfo(name=name)
+        if ep is not None and ep.dist is not None:
+            info.dist, info.version = ep.dist.name, ep.dist.version
+        catalog.plugins.append(info)
+        try:
+            plugin = load()
+            pm.register(plugin, name=name)
+            pm.check_pending()
+            staged = _collect(pm, name, info)
+        except Exception as exc:  # isolate: one bad plugin must not take down the rest
+            if pm.has_plugin(name):
+                pm.unregister(name=name)
+            info.error = f"{type(exc).__name__}: {exc}"
+            log.error("plugin %s failed to load and is skipped: %s", name, info.error)
+            continue
+        _merge(catalog, staged)
+
+    if selected is not None:
+        missing = sorted(set(selected) - {info.name for info in catalog.plugins})
+        for name in missing:
+            log.warning("plugin %s is listed to load but is not installed", name)
+    if strict and catalog.failures:
+        names = ", ".join(f"{f.name} ({f.error})" for f in catalog.failures)
+        raise StartupError(f"plugins failed to load (strict mode): {names}")
+    _check_references(catalog)
+    return catalog
+
+
+def _selection(only: Sequence[str] | None, environ: Mapping[str, str]) -> set[str] | None:
+    if LOAD_ENV in environ:  # the environment wins so a broken config can be worked around
+        return {name.strip() for name in environ[LOAD_ENV].split(",") if name.strip()}
+    return None if only is None else set(only)
+
+
+@dataclass
+class _Staged:
+    info: PluginInfo
+    version: str | None
+    apis: list[ConsumedApi] = field(default_factory=list)
+    rest: list[RestResource] = field(default_factory=list)
+    tools: list[McpTool] = field(default_factory=list)
+
+
+def _collect(pm: pluggy.PluginManager, name: str, info: PluginInfo) -> _Staged:
+    """Run this plugin's registration hooks only, collecting what it registers."""
+    staged = _Staged(info=info, version=info.version)
+    plugin = pm.get_plugin(name)
+    info.hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+
+    def call(hook_name: str, register: Callable[[Any], None]) -> None:
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin_name == name:
+                kwargs = {"register": register}
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+
+    call("host_register_consumes", _typed(ConsumedApi, staged.apis))
+    call("host_register_rest_resources", _typed(RestResource, staged.rest))
+    call("host_register_mcp_tools", _typed(McpTool, staged.tools))
+    return staged
+
+
+def _typed(kind: type[T], into: list[T]) -> Callable[[T], None]:
+    def register(item: T) -> None:
+        if not isinstance(item, kind):
+            raise TypeError(f"register() expects a {kind.__name__}, got {type(item).__name__}")
+        into.append(item)
+
+    return register
+
+
+def _merge(catalog: Catalog, staged: _Staged) -> None:
+    """Add a plugin's items, refusing any clash with what is already there."""
+    name, version, info = staged.info.name, staged.version, staged.info
+    for api in staged.apis:
+        _claim(catalog.apis, api.namespace, Contributed(api, name, version), f"consumed namespace {api.namespace!r}")
+        info.consumes.append(api.namespace)
+    for resource in staged.rest:
+        key = (resource.method.upper(), resource.path)
+        _claim(catalog.rest, key, Contributed(resource, name, version), f"REST resource {key[0]} {key[1]}")
+        info.rest.append(f"{key[0]} {key[1]}")
+    for tool in staged.tools:
+        _claim(catalog.tools, tool.name, Contributed(tool, name, version), f"MCP tool {tool.name!r}")
+        info.mcp_tools.append(tool.name)
+
+
+def _claim(table: dict[Any, Contributed[Any]], key: Any, item: Contributed[Any], what: str) -> None:
+    if key in table:
+        raise StartupError(f"{what} is contributed by both {table[key].origin} and {item.origin}; "
+                           f"uninstall one, or limit [plugins] load")
+    table[key] = item
+
+
+def _check_references(catalog: Catalog) -> None:
+    known = {f"{ns}.{op.name}" for ns, c in catalog.apis.items() for op in c.item.operations}
+    exposures: list[tuple[str, Contributed[Any]]] = [
+        *((f"REST resource {m} {p}", c) for (m, p), c in catalog.rest.items()),
+        *((f"MCP tool {name!r}", c) for name, c in catalog.tools.items()),
+    ]
+    for what, contributed in exposures:
+        if contributed.item.operation not in known:
+            raise StartupError(
+                f"{what} from {contributed.origin} calls operation {contributed.item.operation!r}, "
+                f"which no loaded plugin provides (known: {', '.join(sorted(known)) or 'none'})"
+            )

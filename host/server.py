@@ -1,0 +1,100 @@
+"""``host serve``: one process, one event loop, two aiohttp sites.
+
+Start-up runs in a fixed order so that nothing binds a port before every
+problem is known: config → plugins → bind each consumed API → build both
+apps → start the upstream client → listen. SIGTERM or SIGINT stops accepting,
+lets requests in flight finish (``[server] shutdown_grace``), then exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from host.adapters.mcp import MCP_PATH, TransportGuard, build_mcp_app
+from host.adapters.rest import build_rest_app
+from host.config import HostConfig
+from host.engine import Engine
+from host.plugins import Catalog, load_catalog
+
+log = logging.getLogger("host")
+
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
+
+
+def prepare(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> tuple[Catalog, Engine]:
+    """Everything ``serve`` does before listening. Raises :class:`StartupError`."""
+    catalog = load_catalog(only=config.plugins.load, strict=strict or config.plugins.strict, environ=environ)
+    engine = Engine.from_catalog(catalog, config, environ)
+    return catalog, engine
+
+
+def _announce(catalog: Catalog, engine: Engine) -> None:
+    for info in catalog.plugins:
+        if info.error:
+            log.error("plugin %s: NOT LOADED: %s", info.name, info.error)
+        else:
+            log.info("plugin %s %s: %d consumed API(s), %d REST resource(s), %d MCP tool(s)",
+                     info.name, info.version or "(unversioned)", len(info.consumes), len(info.rest),
+                     len(info.mcp_tools))
+    for namespace, bound in engine.apis.items():
+        if bound.mock:
+            log.warning("%s: MOCK mode: answers come from bundled examples; no upstream is called",
+                        namespace)
+        else:
+            log.info("%s: upstream %s (timeout %g s)", namespace, bound.base_url, bound.timeout.total)
+    if not catalog.rest and not catalog.tools:
+        log.warning("no REST resources and no MCP tools: install a plugin (see `host plugins`)")
+
+
+async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> int:
+    catalog, engine = prepare(config, strict=strict, environ=environ)
+    _announce(catalog, engine)
+    server = config.server
+    if server.host not in {"127.0.0.1", "localhost", "::1"}:
+        log.warning("listening on %s: anyone who can reach it can call these tools; inbound "
+                    "authentication is not built yet, so keep this behind a trusted network", server.host)
+    rest_app = build_rest_app(engine, catalog, max_body_bytes=server.max_body_bytes)
+    guard = TransportGuard.for_bind(server.host, server.allowed_hosts, server.allowed_origins)
+    mcp_app = build_mcp_app(engine, catalog, guard=guard, max_body_bytes=server.max_body_bytes)
+
+    await engine.start()
+    runners = [
+        web.AppRunner(app, shutdown_timeout=server.shutdown_grace, access_log_format=ACCESS_LOG_FORMAT)
+        for app in (rest_app, mcp_app)
+    ]
+    try:
+        for runner in runners:
+            await runner.setup()
+        rest_site = web.TCPSite(runners[0], server.host, server.rest_port)
+        mcp_site = web.TCPSite(runners[1], server.host, server.mcp_port)
+        await rest_site.start()
+        await mcp_site.start()
+        log.info("REST listening on %s", _url(rest_site))
+        log.info("MCP listening on %s%s", _url(mcp_site), MCP_PATH)
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down: no new connections; waiting up to %g s for requests in flight",
+                 server.shutdown_grace)
+    finally:
+        # cleanup() stops the sites, then waits for running handlers before closing.
+        await asyncio.gather(*(runner.cleanup() for runner in runners))
+        await engine.close()
+    log.info("stopped")
+    return 0
+
+
+def _url(site: web.TCPSite) -> str:
+    server = site._server  # the bound socket tells the real port when 0 was asked for
+    if server is not None and getattr(server, "sockets", None):
+        host, port = server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+    return site.name

@@ -76,10 +76,11 @@ def bind(api: ConsumedApi, settings: ConsumeConfig, environ: Mapping[str, str], 
     if settings.mock:
         return BoundApi(api, settings.base_uri or "mock://" + api.namespace, None, timeout, mock=True)
 
-    values = {var.name: _read_env(var, environ, where) for var in api.variables}
     if settings.base_uri:
+        # The override replaces the whole template, so its variables are not needed.
         base_url = settings.base_uri
     else:
+        values = {var.name: _read_env(var, environ, where) for var in api.variables}
         missing = [name for name in _PLACEHOLDER.findall(api.base_uri) if name not in values]
         if missing:
             raise StartupError(

@@ -24,8 +24,11 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve every installed capability on the REST and MCP ports")
     serve.add_argument("--config", metavar="FILE", help="host.toml (default: built-in defaults)")
-    serve.add_argument("--strict", action="store_true",
-                       help="exit non-zero when any plugin fails to load (also [plugins] strict)")
+    serve.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit non-zero when any plugin fails to load (also [plugins] strict)",
+    )
 
     plugins = commands.add_parser("plugins", help="list installed plugins and what each contributes")
     plugins.add_argument("--config", metavar="FILE", help="host.toml, for [plugins] load")
@@ -51,8 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _configure_logging(config: HostConfig) -> None:
-    logging.basicConfig(level=config.logging.level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=config.logging.level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     install_redaction(logging.getLogger().handlers)
 
 

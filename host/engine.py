@@ -14,7 +14,6 @@ an :class:`~host.model.UpstreamResponse` for 2xx-4xx answers and a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -84,14 +83,13 @@ def bind(api: ConsumedApi, settings: ConsumeConfig, environ: Mapping[str, str], 
         missing = [name for name in _PLACEHOLDER.findall(api.base_uri) if name not in values]
         if missing:
             raise StartupError(
-                f"{where}: base URI {api.base_uri!r} needs {', '.join(missing)}; "
-                f"set base_uri in host.toml"
+                f"{where}: base URI {api.base_uri!r} needs {', '.join(missing)}; set base_uri in host.toml"
             )
         base_url = _PLACEHOLDER.sub(lambda m: values[m.group(1)], api.base_uri).rstrip("/")
     authorization = None
     if api.auth is not None:
-        token = _read_env(api.auth.token, environ, where)
-        authorization = Secret("Bearer " + token)
+        # Register the bare token for redaction too, not only the header value.
+        authorization = Secret("Bearer " + Secret(_read_env(api.auth.token, environ, where)).reveal())
     return BoundApi(api, base_url, authorization, timeout, mock=False)
 
 
@@ -141,11 +139,11 @@ def _describe_error(error: ValidationError) -> tuple[str, str]:
     # jsonschema quotes the offending instance; it may be long or sensitive, so
     # describe the rule instead of echoing the value.
     rule = error.validator
-    expected = error.validator_value
+    expected: Any = error.validator_value
     if rule == "type":
         return where, f"must be of type {expected}"
     if rule == "enum":
-        return where, "must be one of " + ", ".join(map(str, expected))
+        return where, "must be one of " + ", ".join(str(choice) for choice in expected)
     if rule in {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}:
         return where, f"must be {_RULE_WORDS[str(rule)]} {expected}"
     if rule == "pattern":
@@ -198,7 +196,9 @@ class Engine:
                 try:
                     validator = ArgumentValidator(operation.input_schema)
                 except Exception as exc:
-                    raise StartupError(f"operation {ref} from {contributed.origin}: invalid input_schema: {exc}")
+                    raise StartupError(
+                        f"operation {ref} from {contributed.origin}: invalid input_schema: {exc}"
+                    ) from None
                 operations[ref] = BoundOperation(ref, bound, operation, validator)
         return cls(operations, apis)
 
@@ -228,12 +228,19 @@ class Engine:
             if operation.mock is None:
                 raise NotConfigured(f"operation {ref} has no mock; set mock = false for its namespace")
             response = operation.mock(MockRequest(operation.method, path, arguments, body))
-            response = UpstreamResponse(response.status, response.body, response.content_type,
-                                        response.headers, mocked=True)
+            response = UpstreamResponse(
+                response.status, response.body, response.content_type, response.headers, mocked=True
+            )
         else:
             response = await self._send(target, path, arguments, body)
-        log.info("%s %s -> %d%s (%.1f ms)", operation.method, ref, response.status,
-                 " MOCK" if response.mocked else "", (time.perf_counter() - started) * 1000)
+        log.info(
+            "%s %s -> %d%s (%.1f ms)",
+            operation.method,
+            ref,
+            response.status,
+            " MOCK" if response.mocked else "",
+            (time.perf_counter() - started) * 1000,
+        )
         if response.status >= 500:
             raise UpstreamBadStatus(
                 f"upstream {bound.api.namespace} answered {response.status}",
@@ -241,7 +248,9 @@ class Engine:
             )
         return response
 
-    async def _send(self, target: BoundOperation, path: str, arguments: Arguments, body: Any) -> UpstreamResponse:
+    async def _send(
+        self, target: BoundOperation, path: str, arguments: Arguments, body: Any
+    ) -> UpstreamResponse:
         assert self._session is not None, "Engine.start() was not awaited"
         operation, bound = target.operation, target.bound
         namespace = bound.api.namespace
@@ -252,18 +261,27 @@ class Engine:
         if operation.body is not None and body is not None:
             data = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
-        query = {name: _query_value(arguments[name]) for name in operation.query if arguments.get(name) is not None}
+        query = {
+            name: _query_value(arguments[name]) for name in operation.query if arguments.get(name) is not None
+        }
         try:
             async with self._session.request(
-                operation.method, bound.base_url + path, params=query or None, data=data,
-                headers=headers, timeout=bound.timeout, allow_redirects=False,
+                operation.method,
+                bound.base_url + path,
+                params=query or None,
+                data=data,
+                headers=headers,
+                timeout=bound.timeout,
+                allow_redirects=False,
             ) as resp:
                 payload = await _read_capped(resp, namespace)
                 return UpstreamResponse(
-                    resp.status, payload, resp.headers.get("Content-Type", "application/octet-stream"),
+                    resp.status,
+                    payload,
+                    resp.headers.get("Content-Type", "application/octet-stream"),
                     {k: v for k, v in resp.headers.items() if k.lower() == "retry-after"},
                 )
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(
                 f"upstream {namespace} did not answer within {bound.timeout.total:g} s"
             ) from None
@@ -271,7 +289,9 @@ class Engine:
             reason = exc.os_error.strerror or type(exc.os_error).__name__
             raise UpstreamUnreachable(f"upstream {namespace} is unreachable: {reason}") from None
         except aiohttp.ServerDisconnectedError:
-            raise UpstreamUnreachable(f"upstream {namespace} closed the connection without answering") from None
+            raise UpstreamUnreachable(
+                f"upstream {namespace} closed the connection without answering"
+            ) from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(f"upstream {namespace} failed: {type(exc).__name__}") from None
 

@@ -106,10 +106,10 @@ def load_catalog(
 
     candidates: list[tuple[str, Callable[[], object], EntryPoint | None]] = []
     if discover:
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
-            candidates.append((ep.name, ep.load, ep))
+        for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            candidates.append((entry_point.name, entry_point.load, entry_point))
     for name, plugin in extra_plugins:
-        candidates.append((name, lambda plugin=plugin: plugin, None))  # type: ignore[misc]
+        candidates.append((name, _returning(plugin), None))
 
     for name, load, ep in candidates:
         if (selected is not None and name not in selected) or name in disabled:
@@ -141,6 +141,10 @@ def load_catalog(
         raise StartupError(f"plugins failed to load (strict mode): {names}")
     _check_references(catalog)
     return catalog
+
+
+def _returning(plugin: object) -> Callable[[], object]:
+    return lambda: plugin
 
 
 def _selection(only: Sequence[str] | None, environ: Mapping[str, str]) -> set[str] | None:
@@ -189,7 +193,12 @@ def _merge(catalog: Catalog, staged: _Staged) -> None:
     """Add a plugin's items, refusing any clash with what is already there."""
     name, version, info = staged.info.name, staged.version, staged.info
     for api in staged.apis:
-        _claim(catalog.apis, api.namespace, Contributed(api, name, version), f"consumed namespace {api.namespace!r}")
+        _claim(
+            catalog.apis,
+            api.namespace,
+            Contributed(api, name, version),
+            f"consumed namespace {api.namespace!r}",
+        )
         info.consumes.append(api.namespace)
     for resource in staged.rest:
         key = (resource.method.upper(), resource.path)
@@ -202,8 +211,10 @@ def _merge(catalog: Catalog, staged: _Staged) -> None:
 
 def _claim(table: dict[Any, Contributed[Any]], key: Any, item: Contributed[Any], what: str) -> None:
     if key in table:
-        raise StartupError(f"{what} is contributed by both {table[key].origin} and {item.origin}; "
-                           f"uninstall one, or limit [plugins] load")
+        raise StartupError(
+            f"{what} is contributed by both {table[key].origin} and {item.origin}; "
+            f"uninstall one, or limit [plugins] load"
+        )
     table[key] = item
 
 

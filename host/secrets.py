@@ -47,9 +47,8 @@ class Secret:
         return hash(self._value)
 
 
-_SENSITIVE_JSON = re.compile(
-    r'("(?:%s)"\s*:\s*)"(?:[^"\\]|\\.)*"' % "|".join(re.escape(k) for k in sorted(SENSITIVE_KEYS))
-)
+_KEYS = "|".join(re.escape(key) for key in sorted(SENSITIVE_KEYS))
+_SENSITIVE_JSON = re.compile(rf'("(?:{_KEYS})"\s*:\s*)"(?:[^"\\]|\\.)*"')
 _AUTH_HEADER = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:bearer|basic|digest)?\s*)[^\s'\",}]+")
 
 

@@ -38,13 +38,17 @@ def _announce(catalog: Catalog, engine: Engine) -> None:
         if info.error:
             log.error("plugin %s: NOT LOADED: %s", info.name, info.error)
         else:
-            log.info("plugin %s %s: %d consumed API(s), %d REST resource(s), %d MCP tool(s)",
-                     info.name, info.version or "(unversioned)", len(info.consumes), len(info.rest),
-                     len(info.mcp_tools))
+            log.info(
+                "plugin %s %s: %d consumed API(s), %d REST resource(s), %d MCP tool(s)",
+                info.name,
+                info.version or "(unversioned)",
+                len(info.consumes),
+                len(info.rest),
+                len(info.mcp_tools),
+            )
     for namespace, bound in engine.apis.items():
         if bound.mock:
-            log.warning("%s: MOCK mode: answers come from bundled examples; no upstream is called",
-                        namespace)
+            log.warning("%s: MOCK mode: answers come from bundled examples; no upstream is called", namespace)
         else:
             log.info("%s: upstream %s (timeout %g s)", namespace, bound.base_url, bound.timeout.total)
     if not catalog.rest and not catalog.tools:
@@ -56,8 +60,11 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
     _announce(catalog, engine)
     server = config.server
     if server.host not in {"127.0.0.1", "localhost", "::1"}:
-        log.warning("listening on %s: anyone who can reach it can call these tools; inbound "
-                    "authentication is not built yet, so keep this behind a trusted network", server.host)
+        log.warning(
+            "listening on %s: anyone who can reach it can call these tools; inbound "
+            "authentication is not built yet, so keep this behind a trusted network",
+            server.host,
+        )
     rest_app = build_rest_app(engine, catalog, max_body_bytes=server.max_body_bytes)
     guard = TransportGuard.for_bind(server.host, server.allowed_hosts, server.allowed_origins)
     mcp_app = build_mcp_app(engine, catalog, guard=guard, max_body_bytes=server.max_body_bytes)
@@ -82,8 +89,10 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        log.info("shutting down: no new connections; waiting up to %g s for requests in flight",
-                 server.shutdown_grace)
+        log.info(
+            "shutting down: no new connections; waiting up to %g s for requests in flight",
+            server.shutdown_grace,
+        )
     finally:
         # cleanup() stops the sites, then waits for running handlers before closing.
         await asyncio.gather(*(runner.cleanup() for runner in runners))
@@ -93,8 +102,9 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
 
 
 def _url(site: web.TCPSite) -> str:
-    server = site._server  # the bound socket tells the real port when 0 was asked for
-    if server is not None and getattr(server, "sockets", None):
-        host, port = server.sockets[0].getsockname()[:2]
+    # The bound socket tells the real port when 0 was asked for.
+    sockets = getattr(site._server, "sockets", None)
+    if sockets:
+        host, port = sockets[0].getsockname()[:2]
         return f"http://{host}:{port}"
     return site.name

@@ -66,11 +66,17 @@ class FakeTratta:
             return web.json_response({"message": "Unauthenticated."}, status=401)
         scenario = _customer(record) or ""
         if scenario == "status-422":
-            return web.json_response({"message": "The selected customer id is invalid.",
-                                      "errors": {"customer_id": ["The selected customer id is invalid."]}},
-                                     status=422)
+            return web.json_response(
+                {
+                    "message": "The selected customer id is invalid.",
+                    "errors": {"customer_id": ["The selected customer id is invalid."]},
+                },
+                status=422,
+            )
         if scenario == "status-429":
-            return web.json_response({"message": "Too Many Attempts."}, status=429, headers={"Retry-After": "7"})
+            return web.json_response(
+                {"message": "Too Many Attempts."}, status=429, headers={"Retry-After": "7"}
+            )
         if scenario.startswith("status-5"):
             return web.json_response({"message": "Server Error"}, status=int(scenario[7:]))
         if scenario == "slow":
@@ -79,9 +85,17 @@ class FakeTratta:
             assert request.transport is not None
             request.transport.close()
             return web.Response()
-        return web.json_response({"data": {
-            "id": "sess-1", "portal_url": f"https://portal.example/login/{scenario}-SECRETLINK",
-            "return_url": None, "expiration": "2026-12-01T00:00:00Z"}}, status=201)
+        return web.json_response(
+            {
+                "data": {
+                    "id": "sess-1",
+                    "portal_url": f"https://portal.example/login/{scenario}-SECRETLINK",
+                    "return_url": None,
+                    "expiration": "2026-12-01T00:00:00Z",
+                }
+            },
+            status=201,
+        )
 
 
 def _customer(record: Received) -> str | None:
@@ -106,10 +120,13 @@ def fake_tratta() -> Iterator[FakeTratta]:
         await web.TCPSite(runner, "127.0.0.1", fake.port).start()
         started.set()
 
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
+    thread = threading.Thread(
+        target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True
+    )
     thread.start()
     assert started.wait(10), "fake Tratta did not start"
     yield fake
+
     async def stop() -> None:
         await runner.cleanup()
         current = asyncio.current_task()
@@ -162,14 +179,24 @@ shutdown_grace = 10
     return config, rest_port, mcp_port
 
 
-def start_host(config: Path, rest_port: int, mcp_port: int, *, env: dict[str, str] | None = None,
-               args: tuple[str, ...] = (), wait: bool = True) -> HostProcess:
+def start_host(
+    config: Path,
+    rest_port: int,
+    mcp_port: int,
+    *,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    wait: bool = True,
+) -> HostProcess:
     log_path = config.parent / f"host-{rest_port}.log"
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("TRATTA_", "HOST_"))}
     environment.update(env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "host", "serve", "--config", str(config), *args],
-        stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=environment, cwd=ROOT,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=environment,
+        cwd=ROOT,
     )
     host = HostProcess(process, rest_port, mcp_port, log_path)
     if wait:
@@ -195,11 +222,14 @@ def _listening(port: int) -> bool:
 def tratta_host(fake_tratta: FakeTratta, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
     """`host serve` with the Tratta plugin pointed at the fake, token in the environment."""
     directory = tmp_path_factory.mktemp("tratta-host")
-    config, rest_port, mcp_port = write_config(directory, consumes=f"""
+    config, rest_port, mcp_port = write_config(
+        directory,
+        consumes=f"""
 [consumes.tratta-customer-sessions]
 base_uri = "{fake_tratta.base_uri}"
 timeout = 1
-""")
+""",
+    )
     host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY})
     yield host
     assert host.stop() == 0, host.log()

@@ -19,12 +19,16 @@ def unique(prefix: str = "cust") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-async def post(host: HostProcess, body: Any, *, raw: bytes | None = None,
-               headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+async def post(
+    host: HostProcess, body: Any, *, raw: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
     data = raw if raw is not None else json.dumps(body).encode()
-    async with aiohttp.ClientSession() as session, session.post(
-        host.rest + PATH, data=data, headers={"Content-Type": "application/json", **(headers or {})}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            host.rest + PATH, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+        ) as resp,
+    ):
         text = await resp.text()
         try:
             payload: Any = json.loads(text)
@@ -37,8 +41,13 @@ async def test_rest_creates_session_and_upstream_gets_exact_request(
     tratta_host: HostProcess, fake_tratta: FakeTratta
 ) -> None:
     customer = unique()
-    body = {"customer_id": customer, "valid_until": 48, "destination": "accounts_list",
-            "return_url": "https://example.com/paid", "tags": [{"name": "utm_source", "value": "agent"}]}
+    body = {
+        "customer_id": customer,
+        "valid_until": 48,
+        "destination": "accounts_list",
+        "return_url": "https://example.com/paid",
+        "tags": [{"name": "utm_source", "value": "agent"}],
+    }
     status, headers, payload = await post(tratta_host, body)
     assert status == 201
     assert payload["data"]["portal_url"].startswith("https://portal.example/login/")
@@ -60,8 +69,12 @@ async def test_mcp_tool_in_both_protocol_eras(tratta_host: HostProcess, fake_tra
             listed = await client.list_tools()
             [tool] = [t for t in listed.tools if t.name == "create-customer-session"]
             assert tool.annotations is not None
-            assert (tool.annotations.read_only_hint, tool.annotations.destructive_hint,
-                    tool.annotations.idempotent_hint, tool.annotations.open_world_hint) == (False, False, False, True)
+            assert (
+                tool.annotations.read_only_hint,
+                tool.annotations.destructive_hint,
+                tool.annotations.idempotent_hint,
+                tool.annotations.open_world_hint,
+            ) == (False, False, False, True)
             assert tool.input_schema["required"] == ["body"]
             body_schema = tool.input_schema["properties"]["body"]
             assert body_schema["required"] == ["customer_id"]
@@ -112,7 +125,7 @@ async def test_rest_bad_input_is_refused_before_upstream(
 async def test_rest_body_over_one_mib_is_413(tratta_host: HostProcess, fake_tratta: FakeTratta) -> None:
     before = len(fake_tratta.received)
     big = json.dumps({"customer_id": "x" * (1024 * 1024 + 10)}).encode()
-    status, headers, payload = await post(tratta_host, None, raw=big)
+    status, headers, _ = await post(tratta_host, None, raw=big)
     assert status == 413
     assert headers["Content-Type"].startswith("application/problem+json")
     assert len(fake_tratta.received) == before
@@ -140,7 +153,9 @@ async def test_rest_unknown_path_and_wrong_method(tratta_host: HostProcess) -> N
         ("reset", 502, "closed the connection"),
     ],
 )
-async def test_rest_upstream_faults(tratta_host: HostProcess, customer: str, status: int, expect: str) -> None:
+async def test_rest_upstream_faults(
+    tratta_host: HostProcess, customer: str, status: int, expect: str
+) -> None:
     got, headers, payload = await post(tratta_host, {"customer_id": customer})
     assert got == status, payload
     assert expect in json.dumps(payload)
@@ -162,7 +177,9 @@ async def test_rest_upstream_faults(tratta_host: HostProcess, customer: str, sta
         ("slow", "did not answer within 1 s"),
     ],
 )
-async def test_mcp_upstream_faults_are_tool_errors(tratta_host: HostProcess, customer: str, expect: str) -> None:
+async def test_mcp_upstream_faults_are_tool_errors(
+    tratta_host: HostProcess, customer: str, expect: str
+) -> None:
     async with Client(tratta_host.mcp) as client:
         result = await client.call_tool("create-customer-session", {"body": {"customer_id": customer}})
     assert result.is_error

@@ -15,28 +15,38 @@ from mcp import Client
 from tests.conftest import API_KEY, ORG_UUID, ROOT, FakeTratta, free_port, start_host, write_config
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     import os
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("TRATTA_", "HOST_"))}
     environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True,
-                          env=environment, cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "host", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 async def test_quickstart_config_serves_both_ports_in_mock_mode(tmp_path: Path) -> None:
     # The repository's host.toml, verbatim except for the ports (8080/9090 may be taken here).
     rest_port, mcp_port = free_port(), free_port()
     text = (ROOT / "host.toml").read_text()
-    text = text.replace("rest_port = 8080", f"rest_port = {rest_port}").replace("mcp_port = 9090",
-                                                                                f"mcp_port = {mcp_port}")
+    text = text.replace("rest_port = 8080", f"rest_port = {rest_port}").replace(
+        "mcp_port = 9090", f"mcp_port = {mcp_port}"
+    )
     config = tmp_path / "host.toml"
     config.write_text(text)
     host = start_host(config, rest_port, mcp_port)
     try:
         async with aiohttp.ClientSession() as session:
-            async with session.post(host.rest + "/v1/customer-sessions",
-                                    json={"customer_id": "c-1", "valid_until": 2}) as resp:
+            async with session.post(
+                host.rest + "/v1/customer-sessions", json={"customer_id": "c-1", "valid_until": 2}
+            ) as resp:
                 assert resp.status == 201
                 assert resp.headers["X-Host-Mock"] == "true"
                 data = (await resp.json())["data"]
@@ -64,13 +74,18 @@ def test_missing_secrets_are_startup_errors_naming_the_variable(tmp_path: Path) 
     assert result.returncode == 2
     assert "TRATTA_API_KEY" in result.stderr
 
-    result = run_cli("serve", "--config", str(config),
-                     env={"TRATTA_ORG_UUID": "evil.com/x", "TRATTA_API_KEY": API_KEY})
+    result = run_cli(
+        "serve", "--config", str(config), env={"TRATTA_ORG_UUID": "evil.com/x", "TRATTA_API_KEY": API_KEY}
+    )
     assert result.returncode == 2
     assert "TRATTA_ORG_UUID" in result.stderr and API_KEY not in result.stderr
 
-    result = run_cli("serve", "--config", str(config),
-                     env={"TRATTA_ORG_UUID": ORG_UUID, "TRATTA_API_KEY": API_KEY, "TRATTA_ENVIRONMENT": "staging"})
+    result = run_cli(
+        "serve",
+        "--config",
+        str(config),
+        env={"TRATTA_ORG_UUID": ORG_UUID, "TRATTA_API_KEY": API_KEY, "TRATTA_ENVIRONMENT": "staging"},
+    )
     assert result.returncode == 2
     assert "production, sandbox" in result.stderr
 
@@ -93,13 +108,20 @@ async def test_real_base_uri_is_built_from_environment(tmp_path: Path) -> None:
     # No base_uri override: the host renders Tratta's documented host from the environment.
     # Nothing listens there (the name does not resolve here), so the call fails cleanly.
     config, rest_port, mcp_port = write_config(
-        tmp_path, consumes="[consumes.tratta-customer-sessions]\ntimeout = 2\n")
-    host = start_host(config, rest_port, mcp_port, env={
-        "TRATTA_ORG_UUID": ORG_UUID, "TRATTA_API_KEY": API_KEY, "TRATTA_ENVIRONMENT": "sandbox"})
+        tmp_path, consumes="[consumes.tratta-customer-sessions]\ntimeout = 2\n"
+    )
+    host = start_host(
+        config,
+        rest_port,
+        mcp_port,
+        env={"TRATTA_ORG_UUID": ORG_UUID, "TRATTA_API_KEY": API_KEY, "TRATTA_ENVIRONMENT": "sandbox"},
+    )
     try:
         assert f"https://{ORG_UUID}.sandbox.tratta.io/api/v1" in host.log()
-        async with aiohttp.ClientSession() as session, session.post(
-            host.rest + "/v1/customer-sessions", json={"customer_id": "c"}) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(host.rest + "/v1/customer-sessions", json={"customer_id": "c"}) as resp,
+        ):
             assert resp.status in (502, 504)
             assert resp.headers["Content-Type"].startswith("application/problem+json")
             assert API_KEY not in await resp.text()
@@ -110,14 +132,19 @@ async def test_real_base_uri_is_built_from_environment(tmp_path: Path) -> None:
 
 async def test_unreachable_upstream_is_502(tmp_path: Path) -> None:
     closed = free_port()
-    config, rest_port, mcp_port = write_config(tmp_path, consumes=f"""
+    config, rest_port, mcp_port = write_config(
+        tmp_path,
+        consumes=f"""
 [consumes.tratta-customer-sessions]
 base_uri = "http://127.0.0.1:{closed}/api/v1"
-""")
+""",
+    )
     host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY})
     try:
-        async with aiohttp.ClientSession() as session, session.post(
-            host.rest + "/v1/customer-sessions", json={"customer_id": "c"}) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(host.rest + "/v1/customer-sessions", json={"customer_id": "c"}) as resp,
+        ):
             assert resp.status == 502
             problem = await resp.json(content_type=None)
             assert "unreachable" in problem["detail"]
@@ -129,30 +156,39 @@ base_uri = "http://127.0.0.1:{closed}/api/v1"
 
 
 async def test_sigterm_finishes_requests_in_flight(tmp_path: Path, fake_tratta: FakeTratta) -> None:
-    config, rest_port, mcp_port = write_config(tmp_path, consumes=f"""
+    config, rest_port, mcp_port = write_config(
+        tmp_path,
+        consumes=f"""
 [consumes.tratta-customer-sessions]
 base_uri = "{fake_tratta.base_uri}"
 timeout = 10
-""")
+""",
+    )
     host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY})
     async with aiohttp.ClientSession() as session:
+
         async def slow_call() -> int:
-            async with session.post(host.rest + "/v1/customer-sessions", json={"customer_id": "slow"}) as resp:
+            async with session.post(
+                host.rest + "/v1/customer-sessions", json={"customer_id": "slow"}
+            ) as resp:
                 await resp.read()
                 return resp.status
 
+        before = len(fake_tratta.calls_for("slow"))
         in_flight = asyncio.create_task(slow_call())
         deadline = time.monotonic() + 5
-        while not fake_tratta.calls_for("slow") and time.monotonic() < deadline:
+        # The fake runs in another thread: poll its record until the call has arrived.
+        while len(fake_tratta.calls_for("slow")) == before and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        started = len(fake_tratta.calls_for("slow"))
-        assert started >= 1
+        assert len(fake_tratta.calls_for("slow")) == before + 1
         host.process.send_signal(15)
         await asyncio.sleep(0.5)
         # New connections are refused while the in-flight call finishes.
         try:
-            async with aiohttp.ClientSession() as fresh, fresh.get(host.rest + "/", timeout=aiohttp.ClientTimeout(
-                    total=2)) as resp:
+            async with (
+                aiohttp.ClientSession() as fresh,
+                fresh.get(host.rest + "/", timeout=aiohttp.ClientTimeout(total=2)),
+            ):
                 refused = False
         except aiohttp.ClientError:
             refused = True
@@ -167,7 +203,9 @@ def test_python_dash_m_and_console_script_agree() -> None:
     listing = json.loads(result.stdout)
     [tratta] = [p for p in listing["plugins"] if p["name"] == "tratta-customer-sessions"]
     assert tratta["version"] == "0.1.0" and tratta["dist"] == "host-tratta-customer-sessions"
-    assert tratta["contributes"] == {"consumes": ["tratta-customer-sessions"],
-                                     "rest": ["POST /v1/customer-sessions"],
-                                     "mcp_tools": ["create-customer-session"]}
+    assert tratta["contributes"] == {
+        "consumes": ["tratta-customer-sessions"],
+        "rest": ["POST /v1/customer-sessions"],
+        "mcp_tools": ["create-customer-session"],
+    }
     assert tratta["error"] is None

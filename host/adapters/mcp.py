@@ -101,7 +101,7 @@ def _matches(value: str, patterns: Iterable[str]) -> bool:
             return True
         if pattern.endswith(":*"):
             base = pattern[:-2]
-            if value == base or (value.startswith(base + ":") and value[len(base) + 1:].isdigit()):
+            if value == base or (value.startswith(base + ":") and value[len(base) + 1 :].isdigit()):
                 return True
     return False
 
@@ -137,27 +137,37 @@ class McpService:
             idempotent_hint=hints.idempotent,
             open_world_hint=hints.open_world,
         )
-        wire = Tool(name=tool.name, title=tool.title, description=tool.description, input_schema=schema,
-                    annotations=annotations)
+        wire = Tool(
+            name=tool.name,
+            title=tool.title,
+            description=tool.description,
+            input_schema=schema,
+            annotations=annotations,
+        )
         self.tools[tool.name] = _ToolEntry(tool, wire, ArgumentValidator(schema), tool.input_schema is None)
 
-    async def _list_tools(self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
-                          ) -> ListToolsResult:
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
         return ListToolsResult(tools=[entry.wire for entry in self.tools.values()])
 
-    async def _call_tool(self, ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any], params: CallToolRequestParams
+    ) -> CallToolResult:
         entry = self.tools.get(params.name)
         if entry is None:
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {params.name}")
         arguments = params.arguments or {}
         try:
             entry.validator.check(arguments)
-            response = await self.engine.call(entry.spec.operation, arguments,
-                                              validated=entry.same_schema_as_operation)
+            response = await self.engine.call(
+                entry.spec.operation, arguments, validated=entry.same_schema_as_operation
+            )
         except InvalidArguments as exc:
             lines = [f"- {key}: {'; '.join(messages)}" for key, messages in exc.errors.items()]
-            return _error_result("Invalid arguments; nothing was sent upstream:\n" + "\n".join(lines),
-                                 {"errors": exc.errors})
+            return _error_result(
+                "Invalid arguments; nothing was sent upstream:\n" + "\n".join(lines), {"errors": exc.errors}
+            )
         except CallError as exc:
             return _error_result(f"{exc.title}: {exc.detail}", {"status": exc.status, **exc.extra})
         if response.mocked and isinstance(ctx.request, web.Request):
@@ -168,8 +178,9 @@ class McpService:
 
 
 def _error_result(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured,
-                          is_error=True)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=structured, is_error=True
+    )
 
 
 def _upstream_error_result(operation: str, response: UpstreamResponse) -> CallToolResult:
@@ -212,8 +223,9 @@ class _OneShotDispatchContext:
     cancel_requested: anyio.Event = field(default_factory=anyio.Event)
     can_send_request: bool = False
 
-    async def send_raw_request(self, method: str, params: Mapping[str, Any] | None, opts: Any = None
-                               ) -> dict[str, Any]:
+    async def send_raw_request(
+        self, method: str, params: Mapping[str, Any] | None, opts: Any = None
+    ) -> dict[str, Any]:
         raise NoBackChannelError(method)
 
     async def notify(self, method: str, params: Mapping[str, Any] | None, opts: Any = None) -> None:
@@ -223,13 +235,13 @@ class _OneShotDispatchContext:
         return None
 
 
-def build_mcp_app(engine: Engine, catalog: Catalog, *, guard: TransportGuard, max_body_bytes: int
-                  ) -> web.Application:
+def build_mcp_app(
+    engine: Engine, catalog: Catalog, *, guard: TransportGuard, max_body_bytes: int
+) -> web.Application:
     service = McpService(engine)
     for contributed in catalog.tools.values():
         service.add(contributed.item)
     app = web.Application(client_max_size=max_body_bytes)
-    app[_STATE] = None
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -242,12 +254,21 @@ def build_mcp_app(engine: Engine, catalog: Catalog, *, guard: TransportGuard, ma
     return app
 
 
-def _rpc_error(request_id: Any, code: int, message: str, *, status: int, data: Any = None,
-               headers: Mapping[str, str] | None = None) -> web.Response:
+def _rpc_error(
+    request_id: Any,
+    code: int,
+    message: str,
+    *,
+    status: int,
+    data: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
-    return web.json_response({"jsonrpc": "2.0", "id": request_id, "error": error}, status=status, headers=headers)
+    return web.json_response(
+        {"jsonrpc": "2.0", "id": request_id, "error": error}, status=status, headers=headers
+    )
 
 
 class _McpHandler:
@@ -266,8 +287,13 @@ class _McpHandler:
             return _rpc_error(None, INVALID_REQUEST, "Origin not allowed", status=403)
         if request.method != "POST":
             # Stateless server: no GET stream to open, no session to DELETE.
-            return _rpc_error(None, INVALID_REQUEST, f"{request.method} is not supported; POST JSON-RPC here",
-                              status=405, headers={"Allow": "POST"})
+            return _rpc_error(
+                None,
+                INVALID_REQUEST,
+                f"{request.method} is not supported; POST JSON-RPC here",
+                status=405,
+                headers={"Allow": "POST"},
+            )
         if not _accepts_json(headers.get("Accept", "")):
             return _rpc_error(None, INVALID_REQUEST, "Accept must include application/json", status=406)
         if not headers.get("Content-Type", "").lower().startswith("application/json"):
@@ -275,25 +301,39 @@ class _McpHandler:
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _rpc_error(None, INVALID_REQUEST, f"body is larger than {self.max_body_bytes} bytes",
-                              status=413)
+            return _rpc_error(
+                None, INVALID_REQUEST, f"body is larger than {self.max_body_bytes} bytes", status=413
+            )
         try:
             message = json.loads(raw)
         except (ValueError, RecursionError):
             return _rpc_error(None, PARSE_ERROR, "Parse error", status=400)
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or "method" not in message:
-            if isinstance(message, dict) and "method" not in message and ("result" in message
-                                                                         or "error" in message):
+            if (
+                isinstance(message, dict)
+                and "method" not in message
+                and ("result" in message or "error" in message)
+            ):
                 return web.Response(status=202)  # a client response: nothing to answer (no back-channel)
-            return _rpc_error(None, INVALID_REQUEST,
-                              "Body must be a single JSON-RPC 2.0 request or notification object", status=400)
+            return _rpc_error(
+                None,
+                INVALID_REQUEST,
+                "Body must be a single JSON-RPC 2.0 request or notification object",
+                status=400,
+            )
         if "id" not in message:
             return web.Response(status=202)  # notifications need no answer on a stateless server
         request_id = message["id"]
         method, params = message["method"], message.get("params")
-        if not isinstance(request_id, (str, int)) or isinstance(request_id, bool) or not isinstance(method, str) \
-                or (params is not None and not isinstance(params, dict)):
-            return _rpc_error(None, INVALID_REQUEST, "Invalid JSON-RPC request: id, method or params", status=400)
+        if (
+            not isinstance(request_id, (str, int))
+            or isinstance(request_id, bool)
+            or not isinstance(method, str)
+            or (params is not None and not isinstance(params, dict))
+        ):
+            return _rpc_error(
+                None, INVALID_REQUEST, "Invalid JSON-RPC request: id, method or params", status=400
+            )
 
         lowered = {k.lower(): v for k, v in headers.items()}
         version = lowered.get("mcp-protocol-version")
@@ -301,13 +341,21 @@ class _McpHandler:
         if modern:
             duplicated = find_duplicated_routing_header((k.lower(), v) for k, v in headers.items())
             if duplicated is not None:
-                return _rpc_error(request_id, -32020, f"{duplicated} header appears more than once", status=400)
+                return _rpc_error(
+                    request_id, -32020, f"{duplicated} header appears more than once", status=400
+                )
             verdict = classify_inbound_request(message, headers=lowered)
             if isinstance(verdict, InboundLadderRejection):
-                return _rpc_error(request_id, verdict.code, verdict.message, data=verdict.data,
-                                  status=ERROR_CODE_HTTP_STATUS.get(verdict.code, 400))
-            connection = Connection.from_envelope(verdict.protocol_version, verdict.client_info,
-                                                  verdict.client_capabilities)
+                return _rpc_error(
+                    request_id,
+                    verdict.code,
+                    verdict.message,
+                    data=verdict.data,
+                    status=ERROR_CODE_HTTP_STATUS.get(verdict.code, 400),
+                )
+            connection = Connection.from_envelope(
+                verdict.protocol_version, verdict.client_info, verdict.client_capabilities
+            )
         else:
             connection = Connection.from_envelope(version or DEFAULT_NEGOTIATED_VERSION, None, None)
 
@@ -317,15 +365,22 @@ class _McpHandler:
             message_metadata=ServerMessageMetadata(request_context=request),
         )
         try:
-            result = await serve_one(self.service.server, dctx, method, params, connection=connection,
-                                     lifespan_state=request.app[_STATE])
+            result = await serve_one(
+                self.service.server,
+                dctx,
+                method,
+                params,
+                connection=connection,
+                lifespan_state=request.app[_STATE],
+            )
         except Exception as exc:
             error = modern_error_data(exc)
             # The handshake era answers JSON-RPC errors with 200; 2026-07-28 maps codes to statuses.
             status = ERROR_CODE_HTTP_STATUS.get(error.code, 500) if modern else 200
             return _rpc_error(request_id, error.code, error.message, data=error.data, status=status)
-        response = web.json_response({"jsonrpc": "2.0", "id": request_id, "result": result},
-                                     dumps=_compact_dumps)
+        response = web.json_response(
+            {"jsonrpc": "2.0", "id": request_id, "result": result}, dumps=_compact_dumps
+        )
         if request.get(_MOCKED):
             response.headers[MOCK_HEADER] = "true"
         return response

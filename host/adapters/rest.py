@@ -27,8 +27,16 @@ MOCK_HEADER = "X-Host-Mock"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def problem(status: int, title: str, detail: str, *, slug: str = "about:blank", instance: str | None = None,
-            headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str = "about:blank",
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> web.Response:
     """An RFC 9457 problem document."""
     document: dict[str, Any] = {
         "type": slug if slug == "about:blank" else f"urn:capability-host:problem:{slug}",
@@ -53,8 +61,13 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem(err.status, err.title, err.detail, slug=err.slug, instance=request.path)
     except web.HTTPMethodNotAllowed as exc:
         allowed = ", ".join(sorted(exc.allowed_methods))
-        return problem(405, "Method Not Allowed", f"{request.method} is not allowed on {request.path}; "
-                       f"allowed: {allowed}", instance=request.path, headers={"Allow": allowed})
+        return problem(
+            405,
+            "Method Not Allowed",
+            f"{request.method} is not allowed on {request.path}; allowed: {allowed}",
+            instance=request.path,
+            headers={"Allow": allowed},
+        )
     except web.HTTPNotFound:
         return problem(404, "Not Found", f"no resource at {request.path}", instance=request.path)
     except web.HTTPException as exc:
@@ -63,8 +76,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem(exc.status, exc.reason, exc.text or exc.reason, instance=request.path)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem(500, "Internal Server Error", "the host failed to handle this request; see its log",
-                       instance=request.path)
+        return problem(
+            500,
+            "Internal Server Error",
+            "the host failed to handle this request; see its log",
+            instance=request.path,
+        )
 
 
 MAX_BODY = web.AppKey("max_body", int)
@@ -100,7 +117,9 @@ def _parse_object(raw: bytes, content_type: str) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise BadRequest("request body is not valid UTF-8 JSON") from None
     except (ValueError, RecursionError) as exc:
-        hint = "" if "json" in content_type else f" (Content-Type was {content_type!r}; send application/json)"
+        hint = (
+            "" if "json" in content_type else f" (Content-Type was {content_type!r}; send application/json)"
+        )
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
         raise BadRequest(f"request body is not valid JSON: {reason}{hint}") from None
     if not isinstance(document, dict):
@@ -109,7 +128,9 @@ def _parse_object(raw: bytes, content_type: str) -> dict[str, Any]:
 
 
 def _json_kind(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
 
 
 def _render(response: UpstreamResponse, resource: RestResource) -> web.Response:
@@ -121,5 +142,6 @@ def _render(response: UpstreamResponse, resource: RestResource) -> web.Response:
         headers["Content-Type"] = response.content_type
         return web.Response(status=response.status, body=response.body, headers=headers)
     value = resource.output(response)
-    return web.Response(status=response.status, text=json.dumps(value), content_type="application/json",
-                        headers=headers)
+    return web.Response(
+        status=response.status, text=json.dumps(value), content_type="application/json", headers=headers
+    )

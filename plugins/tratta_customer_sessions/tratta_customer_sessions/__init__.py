@@ -21,7 +21,6 @@ from host import (
     ToolHints,
     hookimpl,
 )
-
 from tratta_customer_sessions import mock
 from tratta_customer_sessions.schema import INPUT_SCHEMA
 
@@ -55,8 +54,11 @@ def host_register_consumes(register: Callable[[ConsumedApi], None]) -> None:
             description="Tratta API: customer portal sessions.",
             base_uri=BASE_URI,
             variables=(
-                EnvVar("TRATTA_ORG_UUID", pattern=r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?",
-                       help="the organisation UUID Tratta issued with your API key"),
+                EnvVar(
+                    "TRATTA_ORG_UUID",
+                    pattern=r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?",
+                    help="the organisation UUID Tratta issued with your API key",
+                ),
                 EnvVar("TRATTA_ENVIRONMENT", default="production", choices=("production", "sandbox")),
             ),
             auth=BearerAuth(EnvVar("TRATTA_API_KEY", secret=True, help="your Tratta API token")),

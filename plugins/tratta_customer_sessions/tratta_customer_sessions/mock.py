@@ -13,7 +13,6 @@ from importlib.resources import files
 from typing import Any
 
 from host import MockRequest, UpstreamResponse
-
 from tratta_customer_sessions.schema import DESTINATIONS
 
 EXAMPLE: dict[str, Any] = json.loads(files(__package__).joinpath("data/example-session.json").read_text())

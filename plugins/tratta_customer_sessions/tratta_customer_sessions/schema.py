@@ -48,7 +48,10 @@ BODY_SCHEMA: dict[str, Any] = {
             "description": "Hours the link stays valid, 1 to 2160 (90 days). "
             "Omitted: the session expires 24 hours after it was last used.",
         },
-        "return_url": {**HTTP_URL, "description": "Absolute http(s) URL the customer returns to after paying."},
+        "return_url": {
+            **HTTP_URL,
+            "description": "Absolute http(s) URL the customer returns to after paying.",
+        },
         "expiration_return_url": {
             **HTTP_URL,
             "description": "Absolute http(s) URL the portal sends the customer to once the session expired.",
@@ -79,12 +82,17 @@ BODY_SCHEMA: dict[str, Any] = {
         {
             "if": {
                 "required": ["destination"],
-                "properties": {"destination": {"enum": ["account_checkout", "account_detail", "account_documents"]}},
+                "properties": {
+                    "destination": {"enum": ["account_checkout", "account_detail", "account_documents"]}
+                },
             },
             "then": {"required": ["debt_account_id"]},
         },
         {
-            "if": {"required": ["destination"], "properties": {"destination": {"const": "account_disputes_detail"}}},
+            "if": {
+                "required": ["destination"],
+                "properties": {"destination": {"const": "account_disputes_detail"}},
+            },
             "then": {"required": ["debt_account_dispute_id"]},
         },
     ],

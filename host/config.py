@@ -45,6 +45,8 @@ class ConsumeConfig(_Section):
     base_uri: str | None = None
     timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
     mock: bool = False
+    # Placeholder in the capability's base URI -> environment variable that fills it.
+    variables: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("base_uri")
     @classmethod
@@ -65,8 +67,13 @@ class LoggingConfig(_Section):
         return value.upper()
 
 
+class CapabilityFile(_Section):
+    path: Path
+
+
 class HostConfig(_Section):
     server: ServerConfig = ServerConfig()
+    capabilities: list[CapabilityFile] = Field(default_factory=list)
     plugins: PluginsConfig = PluginsConfig()
     consumes: dict[str, ConsumeConfig] = Field(default_factory=dict)
     logging: LoggingConfig = LoggingConfig()
@@ -91,7 +98,9 @@ def load_config(path: str | Path | None) -> HostConfig:
         config = HostConfig.model_validate(raw)
     except ValidationError as exc:
         raise StartupError(_describe(file, exc)) from None
-    return config.model_copy(update={"path": file})
+    # Capability paths are relative to the config file, not to the working directory.
+    files = [CapabilityFile(path=file.parent / entry.path) for entry in config.capabilities]
+    return config.model_copy(update={"path": file, "capabilities": files})
 
 
 def _describe(file: Path, exc: ValidationError) -> str:

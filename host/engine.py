@@ -14,19 +14,23 @@ an :class:`~host.model.UpstreamResponse` for 2xx-4xx answers and a
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import re
+import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from host import templates
 from host.config import ConsumeConfig, HostConfig
 from host.errors import (
     InvalidArguments,
@@ -37,12 +41,21 @@ from host.errors import (
     UpstreamUnreachable,
 )
 from host.model import (
+    ApiKeyAuth,
+    ArgumentMapping,
     Arguments,
+    Auth,
+    BasicAuth,
+    BearerAuth,
     ConsumedApi,
     ConsumedOperation,
+    Credential,
+    DigestAuth,
     EnvVar,
     JsonSchema,
     MockRequest,
+    OutboundRequest,
+    OutputMapping,
     UpstreamResponse,
 )
 from host.plugins import Catalog
@@ -50,8 +63,19 @@ from host.secrets import Secret
 
 log = logging.getLogger("host.engine")
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.-]+)\}")
 MAX_UPSTREAM_BODY = 16 * 1024 * 1024  # a runaway upstream answer must not exhaust memory
+
+
+@dataclass(frozen=True)
+class BoundAuth:
+    """Credentials resolved for this process; secret values stay wrapped."""
+
+    kind: str  # bearer, basic, digest, apikey, unsupported
+    header: tuple[str, Secret] | None = None
+    query: tuple[str, Secret] | None = None
+    username: Secret | None = None
+    password: Secret | None = None
+    unsupported: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,9 +84,10 @@ class BoundApi:
 
     api: ConsumedApi
     base_url: str
-    authorization: Secret | None
+    auth: BoundAuth | None
     timeout: aiohttp.ClientTimeout
     mock: bool
+    variables: Mapping[str, str]
 
 
 def bind(api: ConsumedApi, settings: ConsumeConfig, environ: Mapping[str, str], origin: str) -> BoundApi:
@@ -73,30 +98,113 @@ def bind(api: ConsumedApi, settings: ConsumeConfig, environ: Mapping[str, str], 
     where = f"[consumes.{api.namespace}] (from {origin})"
     timeout = aiohttp.ClientTimeout(total=settings.timeout, sock_connect=min(3.0, settings.timeout))
     if settings.mock:
-        return BoundApi(api, settings.base_uri or "mock://" + api.namespace, None, timeout, mock=True)
+        return BoundApi(api, settings.base_uri or "mock://" + api.namespace, None, timeout, True, {})
 
-    if settings.base_uri:
-        # The override replaces the whole template, so its variables are not needed.
-        base_url = settings.base_uri
-    else:
-        values = {var.name: _read_env(var, environ, where) for var in api.variables}
-        missing = [name for name in _PLACEHOLDER.findall(api.base_uri) if name not in values]
-        if missing:
+    # The override replaces the whole base URI, so variables only it needed may be absent.
+    needed = set() if settings.base_uri else set(templates.names(api.base_uri))
+    needed |= _credential_names(api.auth)
+    mapped = [EnvVar(env_name, placeholder=key) for key, env_name in settings.variables.items()]
+    values: dict[str, str] = {}
+    candidates: dict[str, list[EnvVar]] = {}
+    for var in [*mapped, *api.variables]:
+        candidates.setdefault(var.key, []).append(var)
+        if var.key not in values:
+            value = _read_env(var, environ, where, required=False)
+            if value is not None:
+                values[var.key] = value
+                if var.secret:
+                    Secret(value)  # registers it for log redaction
+    for name in sorted(needed):
+        short = name.split(".", 1)[-1]
+        if name in values or short in values:
+            continue
+        options = candidates.get(name) or candidates.get(short) or []
+        if options:
+            hint = "".join(f" ({var.help})" for var in options if var.help)
             raise StartupError(
-                f"{where}: base URI {api.base_uri!r} needs {', '.join(missing)}; set base_uri in host.toml"
+                f"{where}: environment variable {' or '.join(v.name for v in options)} is not set{hint}; "
+                f"export it, or set mock = true under [consumes.{api.namespace}] to run without the upstream"
             )
-        base_url = _PLACEHOLDER.sub(lambda m: values[m.group(1)], api.base_uri).rstrip("/")
-    authorization = None
-    if api.auth is not None:
-        # Register the bare token for redaction too, not only the header value.
-        authorization = Secret("Bearer " + Secret(_read_env(api.auth.token, environ, where)).reveal())
-    return BoundApi(api, base_url, authorization, timeout, mock=False)
+        raise StartupError(
+            f"{where}: {{{name}}} has no value; map it to an environment variable under "
+            f"[consumes.{api.namespace}] variables, or set base_uri"
+        )
+    if all(operation.static for operation in api.operations):
+        return BoundApi(api, "static://", None, timeout, False, values)
+
+    def missing(name: str) -> str:
+        raise StartupError(
+            f"{where}: {{{name}}} in the base URI has no value; export the environment variable that "
+            f"fills it, map it under variables, or set base_uri"
+        )
+
+    base_url = settings.base_uri or templates.render(api.base_uri, values, on_missing=missing).rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise StartupError(f"{where}: base URI {base_url!r} is not an http(s) URL; set base_uri in host.toml")
+    auth = _bind_auth(api.auth, values, environ, where)
+    return BoundApi(api, base_url, auth, timeout, False, values)
 
 
-def _read_env(var: EnvVar, environ: Mapping[str, str], where: str) -> str:
+def _credential_names(auth: Auth | None) -> set[str]:
+    found: set[str] = set()
+    for credential in _credentials(auth):
+        if isinstance(credential, str):
+            found.update(templates.names(credential, single_brace=False))
+    return found
+
+
+def _credentials(auth: Auth | None) -> list[Credential]:
+    if isinstance(auth, BearerAuth):
+        return [auth.token]
+    if isinstance(auth, (BasicAuth, DigestAuth)):
+        return [auth.username, auth.password]
+    if isinstance(auth, ApiKeyAuth):
+        return [auth.value]
+    return []
+
+
+def _bind_auth(
+    auth: Auth | None, values: Mapping[str, str], environ: Mapping[str, str], where: str
+) -> BoundAuth | None:
+    def resolve(credential: Credential, what: str) -> Secret:
+        if isinstance(credential, EnvVar):
+            value = _read_env(credential, environ, where, required=True) or ""
+        else:
+            value = templates.render(credential, values, single_brace=False)
+        if not value:
+            raise StartupError(
+                f"{where}: the {what} is empty; never sending a request without it "
+                f"(check the environment variable behind {credential!r})"
+            )
+        return Secret(value)
+
+    if auth is None:
+        return None
+    if isinstance(auth, BearerAuth):
+        token = resolve(auth.token, "bearer token")
+        return BoundAuth("bearer", header=("Authorization", Secret("Bearer " + token.reveal())))
+    if isinstance(auth, BasicAuth):
+        user, password = resolve(auth.username, "username"), resolve(auth.password, "password")
+        encoded = base64.b64encode(f"{user.reveal()}:{password.reveal()}".encode()).decode()
+        return BoundAuth("basic", header=("Authorization", Secret("Basic " + encoded)))
+    if isinstance(auth, DigestAuth):
+        return BoundAuth(
+            "digest", username=resolve(auth.username, "username"), password=resolve(auth.password, "password")
+        )
+    if isinstance(auth, ApiKeyAuth):
+        value = resolve(auth.value, f"API key {auth.name}")
+        if auth.placement == "query":
+            return BoundAuth("apikey", query=(auth.name, value))
+        return BoundAuth("apikey", header=(auth.name, value))
+    return BoundAuth("unsupported", unsupported=auth.type)
+
+
+def _read_env(var: EnvVar, environ: Mapping[str, str], where: str, *, required: bool) -> str | None:
     value = environ.get(var.name, var.default)
     hint = f" ({var.help})" if var.help else ""
     if value is None or value == "":
+        if not required:
+            return None
         raise StartupError(
             f"{where}: environment variable {var.name} is not set{hint}; "
             f"export it, or set mock = true under {where.split(' ')[0]} to run without the upstream"
@@ -173,6 +281,25 @@ class BoundOperation:
     validator: ArgumentValidator
 
 
+@dataclass(frozen=True)
+class Target:
+    """What an exposure calls, prepared once: its schema, argument mapping and output mapping."""
+
+    operation: str
+    validator: ArgumentValidator | None  # None: the operation's own schema applies
+    map_arguments: ArgumentMapping | None
+    output: OutputMapping | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A call's result: the upstream response, and the mapped value when the exposure maps it."""
+
+    response: UpstreamResponse
+    mapped: bool = False
+    value: Any = None
+
+
 class Engine:
     """Runs operations. Create with :meth:`from_catalog`, then ``await start()``."""
 
@@ -215,24 +342,44 @@ class Engine:
     def validator_for(self, ref: str) -> ArgumentValidator:
         return self.operations[ref].validator
 
+    def target(
+        self,
+        operation: str,
+        *,
+        input_schema: JsonSchema | None = None,
+        map_arguments: ArgumentMapping | None = None,
+        output: OutputMapping | None = None,
+    ) -> Target:
+        """Prepare an exposure's call. The schema is compiled here, once."""
+        validator = ArgumentValidator(input_schema) if input_schema is not None else None
+        return Target(operation, validator, map_arguments, output)
+
+    async def run(self, target: Target, arguments: Arguments) -> Outcome:
+        """Validate, map, call, and map the result: the whole path of one exposure call."""
+        if target.validator is not None:
+            target.validator.check(arguments)
+        operation_arguments = target.map_arguments(arguments) if target.map_arguments else arguments
+        response = await self.call(target.operation, operation_arguments)
+        if target.output is None or not 200 <= response.status < 300:
+            return Outcome(response)
+        try:
+            document = response.document()
+        except ValueError as exc:
+            raise UpstreamBadStatus(f"upstream answer is not valid {response.format}: {exc}") from None
+        return Outcome(response, mapped=True, value=target.output(document))
+
     async def call(self, ref: str, arguments: Arguments, *, validated: bool = False) -> UpstreamResponse:
         """Call operation ``ref``. 2xx-4xx come back as a response; anything else raises."""
         target = self.operations[ref]
         if not validated:
             target.validator.check(arguments)
         operation, bound = target.operation, target.bound
-        path = _render_path(operation.path, arguments)
-        body = arguments.get(operation.body) if operation.body else None
         started = time.perf_counter()
-        if bound.mock:
-            if operation.mock is None:
-                raise NotConfigured(f"operation {ref} has no mock; set mock = false for its namespace")
-            response = operation.mock(MockRequest(operation.method, path, arguments, body))
-            response = UpstreamResponse(
-                response.status, response.body, response.content_type, response.headers, mocked=True
-            )
+        if bound.mock or operation.static:
+            response = self._mock(target, arguments)
         else:
-            response = await self._send(target, path, arguments, body)
+            request = self._build(operation, arguments, bound.variables)
+            response = await self._send(target, request)
         log.info(
             "%s %s -> %d%s (%.1f ms)",
             operation.method,
@@ -248,38 +395,66 @@ class Engine:
             )
         return response
 
-    async def _send(
-        self, target: BoundOperation, path: str, arguments: Arguments, body: Any
-    ) -> UpstreamResponse:
-        assert self._session is not None, "Engine.start() was not awaited"
-        operation, bound = target.operation, target.bound
-        namespace = bound.api.namespace
-        headers = {**bound.api.headers, **operation.headers}
-        if bound.authorization is not None:
-            headers["Authorization"] = bound.authorization.reveal()
+    def _mock(self, target: BoundOperation, arguments: Arguments) -> UpstreamResponse:
+        operation = target.operation
+        if operation.mock is None:
+            raise NotConfigured(f"operation {target.ref} has no mock; set mock = false for its namespace")
+        body = arguments.get(operation.body) if operation.body else None
+        path = _render_path(operation.path, arguments) if operation.request is None else operation.path
+        answer = operation.mock(MockRequest(operation.method, path, arguments, body))
+        return replace(answer, mocked=True, format=operation.output_format)
+
+    @staticmethod
+    def _build(
+        operation: ConsumedOperation, arguments: Arguments, variables: Mapping[str, str]
+    ) -> OutboundRequest:
+        if operation.request is not None:
+            return operation.request(arguments, variables)
+        headers = dict(operation.headers)
         data: bytes | None = None
-        if operation.body is not None and body is not None:
+        body = arguments.get(operation.body) if operation.body else None
+        if body is not None:
             data = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
-        query = {
-            name: _query_value(arguments[name]) for name in operation.query if arguments.get(name) is not None
-        }
+        query = tuple(
+            (name, _query_value(arguments[name]))
+            for name in operation.query
+            if arguments.get(name) is not None
+        )
+        return OutboundRequest(
+            operation.method, _render_path(operation.path, arguments), query, headers, data
+        )
+
+    async def _send(self, target: BoundOperation, request: OutboundRequest) -> UpstreamResponse:
+        assert self._session is not None, "Engine.start() was not awaited"
+        bound = target.bound
+        namespace = bound.api.namespace
+        auth = bound.auth
+        if auth is not None and auth.unsupported:
+            raise NotConfigured(
+                f"operation {target.ref} needs {auth.unsupported} authentication, which this host cannot "
+                f"perform; no request was sent"
+            )
+        headers = {**bound.api.headers, **request.headers}
+        if request.content_type:
+            headers["Content-Type"] = request.content_type
+        query = list(request.query)
+        if auth is not None and auth.header is not None:
+            headers[auth.header[0]] = auth.header[1].reveal()
+        if auth is not None and auth.query is not None:
+            query.append((auth.query[0], auth.query[1].reveal()))
+        url = bound.base_url + request.path
         try:
-            async with self._session.request(
-                operation.method,
-                bound.base_url + path,
-                params=query or None,
-                data=data,
-                headers=headers,
-                timeout=bound.timeout,
-                allow_redirects=False,
-            ) as resp:
-                payload = await _read_capped(resp, namespace)
-                return UpstreamResponse(
-                    resp.status,
-                    payload,
-                    resp.headers.get("Content-Type", "application/octet-stream"),
-                    {k: v for k, v in resp.headers.items() if k.lower() == "retry-after"},
+            response = await self._exchange(
+                request.method, url, query, headers, request.body, bound, namespace
+            )
+            if response.status == 401 and auth is not None and auth.kind == "digest":
+                challenge = response.headers.get("WWW-Authenticate", "")
+                headers["Authorization"] = digest_authorization(
+                    challenge, request.method, url, query, auth.username, auth.password
+                )
+                response = await self._exchange(
+                    request.method, url, query, headers, request.body, bound, namespace
                 )
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(
@@ -294,6 +469,82 @@ class Engine:
             ) from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(f"upstream {namespace} failed: {type(exc).__name__}") from None
+        return replace(response, format=target.operation.output_format)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        body: bytes | None,
+        bound: BoundApi,
+        namespace: str,
+    ) -> UpstreamResponse:
+        assert self._session is not None
+        async with self._session.request(
+            method,
+            url,
+            params=query or None,
+            data=body,
+            headers=headers,
+            timeout=bound.timeout,
+            allow_redirects=False,
+        ) as resp:
+            payload = await _read_capped(resp, namespace)
+            kept = {k: v for k, v in resp.headers.items() if k.lower() in _KEPT_HEADERS}
+            return UpstreamResponse(
+                resp.status, payload, resp.headers.get("Content-Type", "application/octet-stream"), kept
+            )
+
+
+# Upstream response headers worth passing back to callers (the rest describe the upstream's transport).
+_KEPT_HEADERS = frozenset({"retry-after", "www-authenticate", "etag", "last-modified", "location"})
+
+
+def digest_authorization(
+    challenge: str,
+    method: str,
+    url: str,
+    query: list[tuple[str, str]],
+    username: Secret | None,
+    password: Secret | None,
+) -> str:
+    """The ``Authorization`` answer to an RFC 7616 ``WWW-Authenticate: Digest`` challenge."""
+    if not challenge.lower().startswith("digest") or username is None or password is None:
+        return ""
+    fields = {k: a or b for k, a, b in re.findall(r'(\w+)=(?:"([^"]*)"|([^,\s]*))', challenge[6:])}
+    algorithm = fields.get("algorithm", "MD5").upper()
+    hash_name = "sha256" if algorithm.startswith("SHA-256") else "md5"
+
+    def h(text: str) -> str:
+        return hashlib.new(hash_name, text.encode()).hexdigest()
+
+    parsed = urlsplit(url)
+    uri = parsed.path + ("?" + urlencode(query) if query else "")
+    realm, nonce = fields.get("realm", ""), fields.get("nonce", "")
+    ha1 = h(f"{username.reveal()}:{realm}:{password.reveal()}")
+    ha2 = h(f"{method}:{uri}")
+    parts = [
+        f'username="{username.reveal()}"',
+        f'realm="{realm}"',
+        f'nonce="{nonce}"',
+        f'uri="{uri}"',
+        f"algorithm={fields.get('algorithm', 'MD5')}",
+    ]
+    if "auth" in fields.get("qop", "").split(","):
+        cnonce, nc = secrets.token_hex(8), "00000001"
+        parts += [
+            f'response="{h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")}"',
+            "qop=auth",
+            f"nc={nc}",
+            f'cnonce="{cnonce}"',
+        ]
+    else:
+        parts.append(f'response="{h(f"{ha1}:{nonce}:{ha2}")}"')
+    if "opaque" in fields:
+        parts.append(f'opaque="{fields["opaque"]}"')
+    return "Digest " + ", ".join(parts)
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, namespace: str) -> bytes:
@@ -310,13 +561,10 @@ async def _read_capped(resp: aiohttp.ClientResponse, namespace: str) -> bytes:
 
 
 def _render_path(template: str, arguments: Arguments) -> str:
-    def fill(match: re.Match[str]) -> str:
-        value = arguments.get(match.group(1))
-        if value is None:
-            raise InvalidArguments({match.group(1): ["is required (path parameter)"]})
-        return quote(str(value), safe="")
+    def missing(name: str) -> str:
+        raise InvalidArguments({name: ["is required (path parameter)"]})
 
-    return _PLACEHOLDER.sub(fill, template)
+    return templates.render(template, arguments, on_missing=missing, encode=lambda v: quote(v, safe=""))
 
 
 def _query_value(value: Any) -> str:

@@ -10,18 +10,22 @@ An implementation may accept any subset of a hook's parameters (pluggy's
 rule), so new parameters can be added to a hook without breaking plugins.
 
 Order: for each plugin in turn, the host calls
-:func:`host_register_consumes`, then :func:`host_register_rest_resources`,
-then :func:`host_register_mcp_tools`. A plugin whose hooks raise is skipped
-whole: nothing it registered is kept.
+:func:`host_register_consumes`, :func:`host_register_rest_resources`,
+:func:`host_register_mcp_tools`, :func:`host_register_mcp_resources`,
+:func:`host_register_mcp_prompts` and :func:`host_register_capability_files`.
+A plugin whose hooks raise is skipped whole: nothing it registered is kept.
+Capability files (from plugins and from ``[[capabilities]]`` in host.toml)
+are loaded after every plugin.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pluggy
 
-from host.model import ConsumedApi, McpTool, RestResource
+from host.model import ConsumedApi, McpPrompt, McpResource, McpTool, RestResource
 
 PROJECT = "host"
 
@@ -60,6 +64,39 @@ def host_register_mcp_tools(register: Callable[[McpTool], None]) -> None:
 
     :param register: call ``register(McpTool(...))`` once per tool. Tool names
         are unique across plugins; a clash stops start-up naming both plugins.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def host_register_mcp_resources(register: Callable[[McpResource], None]) -> None:
+    """Contribute MCP resources (fixed text, or the result of an operation).
+
+    :param register: call ``register(McpResource(...))`` once per resource URI
+        (or URI template, such as ``docs://{id}``). URIs are unique across plugins.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def host_register_mcp_prompts(register: Callable[[McpPrompt], None]) -> None:
+    """Contribute MCP prompts.
+
+    :param register: call ``register(McpPrompt(...))`` once per prompt name.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def host_register_capability_files(register: Callable[[Path], None]) -> None:
+    """Contribute Naftiko capability files (YAML) to be served as they are.
+
+    :param register: call ``register(path)`` with the path of each file, for
+        example one shipped as package data. The file's consumed namespaces can
+        be configured with ``[consumes.<namespace>]`` like any other.
 
     .. versionadded:: 0.1
     """

@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 
 from host import hookspecs
 from host.errors import StartupError
-from host.model import ConsumedApi, McpTool, RestResource
+from host.model import ConsumedApi, McpPrompt, McpResource, McpTool, RestResource
+
+if TYPE_CHECKING:
+    from host.naftiko import FileReport
 
 ENTRY_POINT_GROUP = "host.plugins"
 LOAD_ENV = "HOST_LOAD_PLUGINS"
@@ -44,7 +49,12 @@ class Contributed(Generic[T]):
 
     @property
     def origin(self) -> str:
+        if self.plugin.startswith(FILE_PREFIX):
+            return f"capability file {self.plugin[len(FILE_PREFIX) :]!r}"
         return f"plugin {self.plugin!r}" + (f" {self.version}" if self.version else "")
+
+
+FILE_PREFIX = "file:"
 
 
 @dataclass
@@ -56,6 +66,7 @@ class PluginInfo:
     consumes: list[str] = field(default_factory=list)
     rest: list[str] = field(default_factory=list)
     mcp_tools: list[str] = field(default_factory=list)
+    capability_files: list[str] = field(default_factory=list)
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -64,7 +75,12 @@ class PluginInfo:
             "dist": self.dist,
             "version": self.version,
             "hooks": self.hooks,
-            "contributes": {"consumes": self.consumes, "rest": self.rest, "mcp_tools": self.mcp_tools},
+            "contributes": {
+                "consumes": self.consumes,
+                "rest": self.rest,
+                "mcp_tools": self.mcp_tools,
+                "capability_files": self.capability_files,
+            },
             "error": self.error,
         }
 
@@ -76,7 +92,10 @@ class Catalog:
     apis: dict[str, Contributed[ConsumedApi]] = field(default_factory=dict)
     rest: dict[tuple[str, str], Contributed[RestResource]] = field(default_factory=dict)
     tools: dict[str, Contributed[McpTool]] = field(default_factory=dict)
+    resources: dict[str, Contributed[McpResource]] = field(default_factory=dict)
+    prompts: dict[str, Contributed[McpPrompt]] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
+    files: list[FileReport] = field(default_factory=list)
 
     @property
     def failures(self) -> list[PluginInfo]:
@@ -90,12 +109,15 @@ def load_catalog(
     extra_plugins: Iterable[tuple[str, object]] = (),
     discover: bool = True,
     environ: Mapping[str, str] | None = None,
+    capability_files: Sequence[Path] = (),
 ) -> Catalog:
     """Load installed plugins (and ``extra_plugins``) and collect their contributions.
 
     :param only: entry-point names to load (``[plugins] load``); ``None``: all.
     :param extra_plugins: ``(name, module_or_object)`` pairs registered directly,
         as tests and embedding applications do.
+    :param capability_files: Naftiko files to serve (``[[capabilities]]``), loaded
+        after the files plugins contribute.
     """
     environ = os.environ if environ is None else environ
     selected = _selection(only, environ)
@@ -139,8 +161,45 @@ def load_catalog(
     if strict and catalog.failures:
         names = ", ".join(f"{f.name} ({f.error})" for f in catalog.failures)
         raise StartupError(f"plugins failed to load (strict mode): {names}")
+
+    files: list[tuple[Path, str | None]] = [
+        (Path(path), info.name) for info in catalog.plugins for path in info.capability_files
+    ]
+    files += [(Path(path), None) for path in capability_files]
+    for path, plugin_name in files:
+        _load_file(catalog, path, plugin_name, strict=strict, environ=environ)
     _check_references(catalog)
     return catalog
+
+
+def _load_file(
+    catalog: Catalog, path: Path, plugin_name: str | None, *, strict: bool, environ: Mapping[str, str]
+) -> None:
+    from host.naftiko import load_capability  # the Naftiko engine builds on this module's types
+
+    report = load_capability(path, strict=strict, environ=environ)
+    report.plugin = plugin_name
+    catalog.files.append(report)
+    for warning in report.warnings:
+        log.warning("%s: %s", path, warning)
+    if report.errors:
+        for error in report.errors:
+            log.error("%s: %s", path, error)
+        if strict:
+            raise StartupError(f"{path}: cannot be served (strict mode): {report.errors[0]}")
+        log.error("%s: not served (fix the errors above)", path)
+        return
+    info = PluginInfo(name=FILE_PREFIX + str(path))
+    staged = _Staged(
+        info=info,
+        version=None,
+        apis=list(report.apis),
+        rest=list(report.rest),
+        tools=list(report.tools),
+        resources=list(report.resources),
+        prompts=list(report.prompts),
+    )
+    _merge(catalog, staged)
 
 
 def _returning(plugin: object) -> Callable[[], object]:
@@ -160,6 +219,8 @@ class _Staged:
     apis: list[ConsumedApi] = field(default_factory=list)
     rest: list[RestResource] = field(default_factory=list)
     tools: list[McpTool] = field(default_factory=list)
+    resources: list[McpResource] = field(default_factory=list)
+    prompts: list[McpPrompt] = field(default_factory=list)
 
 
 def _collect(pm: pluggy.PluginManager, name: str, info: PluginInfo) -> _Staged:
@@ -177,6 +238,11 @@ def _collect(pm: pluggy.PluginManager, name: str, info: PluginInfo) -> _Staged:
     call("host_register_consumes", _typed(ConsumedApi, staged.apis))
     call("host_register_rest_resources", _typed(RestResource, staged.rest))
     call("host_register_mcp_tools", _typed(McpTool, staged.tools))
+    call("host_register_mcp_resources", _typed(McpResource, staged.resources))
+    call("host_register_mcp_prompts", _typed(McpPrompt, staged.prompts))
+    files: list[Path] = []
+    call("host_register_capability_files", _typed(Path, files))
+    info.capability_files = [str(path) for path in files]
     return staged
 
 
@@ -201,12 +267,33 @@ def _merge(catalog: Catalog, staged: _Staged) -> None:
         )
         info.consumes.append(api.namespace)
     for resource in staged.rest:
-        key = (resource.method.upper(), resource.path)
-        _claim(catalog.rest, key, Contributed(resource, name, version), f"REST resource {key[0]} {key[1]}")
-        info.rest.append(f"{key[0]} {key[1]}")
+        method = resource.method.upper()
+        _claim(
+            catalog.rest,
+            (method, _route_shape(resource.path)),
+            Contributed(resource, name, version),
+            f"REST resource {method} {resource.path}",
+        )
+        info.rest.append(f"{method} {resource.path}")
     for tool in staged.tools:
         _claim(catalog.tools, tool.name, Contributed(tool, name, version), f"MCP tool {tool.name!r}")
         info.mcp_tools.append(tool.name)
+    for mcp_resource in staged.resources:
+        _claim(
+            catalog.resources,
+            mcp_resource.uri,
+            Contributed(mcp_resource, name, version),
+            f"MCP resource {mcp_resource.uri!r}",
+        )
+    for prompt in staged.prompts:
+        _claim(
+            catalog.prompts, prompt.name, Contributed(prompt, name, version), f"MCP prompt {prompt.name!r}"
+        )
+
+
+def _route_shape(path: str) -> str:
+    """``/v1/a/{id}`` and ``/v1/a/{name}`` are the same route: compare with parameters blanked."""
+    return re.sub(r"\{[^}]*\}", "{}", path)
 
 
 def _claim(table: dict[Any, Contributed[Any]], key: Any, item: Contributed[Any], what: str) -> None:
@@ -221,8 +308,9 @@ def _claim(table: dict[Any, Contributed[Any]], key: Any, item: Contributed[Any],
 def _check_references(catalog: Catalog) -> None:
     known = {f"{ns}.{op.name}" for ns, c in catalog.apis.items() for op in c.item.operations}
     exposures: list[tuple[str, Contributed[Any]]] = [
-        *((f"REST resource {m} {p}", c) for (m, p), c in catalog.rest.items()),
+        *((f"REST resource {c.item.method} {c.item.path}", c) for c in catalog.rest.values()),
         *((f"MCP tool {name!r}", c) for name, c in catalog.tools.items()),
+        *((f"MCP resource {uri!r}", c) for uri, c in catalog.resources.items() if c.item.operation),
     ]
     for what, contributed in exposures:
         if contributed.item.operation not in known:

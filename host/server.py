@@ -28,7 +28,12 @@ ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
 
 def prepare(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> tuple[Catalog, Engine]:
     """Everything ``serve`` does before listening. Raises :class:`StartupError`."""
-    catalog = load_catalog(only=config.plugins.load, strict=strict or config.plugins.strict, environ=environ)
+    catalog = load_catalog(
+        only=config.plugins.load,
+        strict=strict or config.plugins.strict,
+        environ=environ,
+        capability_files=[entry.path for entry in config.capabilities],
+    )
     engine = Engine.from_catalog(catalog, config, environ)
     return catalog, engine
 

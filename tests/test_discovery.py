@@ -72,6 +72,7 @@ def test_installed_plugins_are_listed_and_a_broken_one_is_reported(site_dir: Pat
         "consumes": ["example-echo"],
         "rest": ["GET /v1/echo"],
         "mcp_tools": ["echo"],
+        "capability_files": [],
     }
     assert example["error"] is None
     broken = plugins["broken"]

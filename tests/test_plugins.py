@@ -55,6 +55,7 @@ def test_contributions_carry_their_plugin() -> None:
     ("second", "what"),
     [
         (plugin(namespace="other", tool="t2"), "REST resource GET /v1/x"),
+        (plugin(namespace="other", tool="t2", path="/v1/x"), "REST resource GET /v1/x"),
         (plugin(namespace="other", path="/v1/y"), "MCP tool 'tool'"),
         (plugin(path="/v1/y", tool="t2"), "consumed namespace 'ns'"),
     ],

@@ -207,5 +207,6 @@ def test_python_dash_m_and_console_script_agree() -> None:
         "consumes": ["tratta-customer-sessions"],
         "rest": ["POST /v1/customer-sessions"],
         "mcp_tools": ["create-customer-session"],
+        "capability_files": [],
     }
     assert tratta["error"] is None

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 from aiohttp import web
@@ -36,24 +38,38 @@ from mcp.shared.inbound import (
 from mcp.shared.message import MessageMetadata, ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
 from mcp.types import (
+    INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
     PARSE_ERROR,
     CallToolRequestParams,
     CallToolResult,
+    GetPromptRequestParams,
+    GetPromptResult,
+    ListPromptsResult,
+    ListResourcesResult,
+    ListResourceTemplatesResult,
     ListToolsResult,
     PaginatedRequestParams,
+    Prompt,
+    PromptArgument,
+    PromptMessage,
+    ReadResourceRequestParams,
+    ReadResourceResult,
+    Resource,
+    ResourceTemplate,
     TextContent,
+    TextResourceContents,
     Tool,
     ToolAnnotations,
 )
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from host import __version__
-from host.engine import ArgumentValidator, Engine
+from host import __version__, templates
+from host.engine import Engine, Outcome, Target
 from host.errors import CallError, InvalidArguments
-from host.model import McpTool, UpstreamResponse
+from host.model import McpPrompt, McpResource, McpTool, UpstreamResponse
 from host.plugins import Catalog
 
 log = logging.getLogger("host.mcp")
@@ -71,9 +87,7 @@ _STATE = web.AppKey("mcp_state", Any)
 class _ToolEntry:
     spec: McpTool
     wire: Tool
-    validator: ArgumentValidator
-    # True when the tool advertises the operation's own schema: validate once, not twice.
-    same_schema_as_operation: bool
+    target: Target
 
 
 @dataclass
@@ -108,24 +122,46 @@ def _matches(value: str, patterns: Iterable[str]) -> bool:
 
 @dataclass
 class McpService:
-    """The SDK server and the tools it serves."""
+    """The SDK server and what it serves: tools, resources, prompts."""
 
     engine: Engine
+    catalog: Catalog
     tools: dict[str, _ToolEntry] = field(default_factory=dict)
+    resources: dict[str, tuple[McpResource, Target | None]] = field(default_factory=dict)
+    prompts: dict[str, McpPrompt] = field(default_factory=dict)
     server: Server[Any] = field(init=False)
 
     def __post_init__(self) -> None:
+        for contributed in self.catalog.tools.values():
+            self._add_tool(contributed.item)
+        for resource in self.catalog.resources.values():
+            item = resource.item
+            target = (
+                None
+                if item.operation is None
+                else self.engine.target(item.operation, map_arguments=item.map_arguments, output=item.output)
+            )
+            self.resources[item.uri] = (item, target)
+        self.prompts = {name: contributed.item for name, contributed in self.catalog.prompts.items()}
+        handlers: dict[str, Any] = {"on_list_tools": self._list_tools, "on_call_tool": self._call_tool}
+        if self.resources:
+            handlers.update(
+                on_list_resources=self._list_resources,
+                on_list_resource_templates=self._list_resource_templates,
+                on_read_resource=self._read_resource,
+            )
+        if self.prompts:
+            handlers.update(on_list_prompts=self._list_prompts, on_get_prompt=self._get_prompt)
         self.server = Server(
             "capability-host",
             version=__version__,
             instructions="Tools of the capabilities installed on this host. Each tool calls an upstream API.",
-            on_list_tools=self._list_tools,
-            on_call_tool=self._call_tool,
+            **handlers,
         )
         # The default OpenTelemetry middleware costs ~10% of kernel time and we export no traces.
         self.server.middleware.clear()
 
-    def add(self, tool: McpTool) -> None:
+    def _add_tool(self, tool: McpTool) -> None:
         operation_schema = self.engine.validator_for(tool.operation).schema
         schema = dict(tool.input_schema or operation_schema)
         schema.setdefault("type", "object")  # the protocol requires an object root
@@ -144,7 +180,13 @@ class McpService:
             input_schema=schema,
             annotations=annotations,
         )
-        self.tools[tool.name] = _ToolEntry(tool, wire, ArgumentValidator(schema), tool.input_schema is None)
+        target = self.engine.target(
+            tool.operation,
+            input_schema=tool.input_schema,
+            map_arguments=tool.map_arguments,
+            output=tool.output,
+        )
+        self.tools[tool.name] = _ToolEntry(tool, wire, target)
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
@@ -157,12 +199,8 @@ class McpService:
         entry = self.tools.get(params.name)
         if entry is None:
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {params.name}")
-        arguments = params.arguments or {}
         try:
-            entry.validator.check(arguments)
-            response = await self.engine.call(
-                entry.spec.operation, arguments, validated=entry.same_schema_as_operation
-            )
+            outcome = await self.engine.run(entry.target, params.arguments or {})
         except InvalidArguments as exc:
             lines = [f"- {key}: {'; '.join(messages)}" for key, messages in exc.errors.items()]
             return _error_result(
@@ -170,11 +208,130 @@ class McpService:
             )
         except CallError as exc:
             return _error_result(f"{exc.title}: {exc.detail}", {"status": exc.status, **exc.extra})
-        if response.mocked and isinstance(ctx.request, web.Request):
+        if outcome.response.mocked and isinstance(ctx.request, web.Request):
             ctx.request[_MOCKED] = True
-        if response.status >= 400:
-            return _upstream_error_result(entry.spec.operation, response)
-        return _success_result(entry.spec, response)
+        if outcome.response.status >= 400:
+            return _upstream_error_result(entry.spec.operation, outcome.response)
+        return _success_result(outcome)
+
+    async def _list_resources(
+        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListResourcesResult:
+        return ListResourcesResult(
+            resources=[
+                Resource(
+                    uri=r.uri, name=r.name, title=r.title, description=r.description, mime_type=r.mime_type
+                )
+                for r, _ in self.resources.values()
+                if not templates.names(r.uri, single_brace=True)
+            ]
+        )
+
+    async def _list_resource_templates(
+        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListResourceTemplatesResult:
+        return ListResourceTemplatesResult(
+            resource_templates=[
+                ResourceTemplate(
+                    uri_template=r.uri,
+                    name=r.name,
+                    title=r.title,
+                    description=r.description,
+                    mime_type=r.mime_type,
+                )
+                for r, _ in self.resources.values()
+                if templates.names(r.uri, single_brace=True)
+            ]
+        )
+
+    async def _read_resource(
+        self, ctx: ServerRequestContext[Any], params: ReadResourceRequestParams
+    ) -> ReadResourceResult:
+        uri = str(params.uri)
+        for resource, target in self.resources.values():
+            arguments = _match_uri(resource.uri, uri)
+            if arguments is None:
+                continue
+            if target is None:
+                text = resource.text or ""
+            else:
+                try:
+                    outcome = await self.engine.run(target, arguments)
+                except CallError as exc:
+                    raise MCPError(code=INTERNAL_ERROR, message=f"{exc.title}: {exc.detail}") from None
+                if outcome.response.status >= 400:
+                    raise MCPError(
+                        code=INTERNAL_ERROR, message=f"upstream answered {outcome.response.status}"
+                    )
+                text = _as_text(outcome)
+            return ReadResourceResult(
+                contents=[TextResourceContents(uri=uri, mime_type=resource.mime_type, text=text)]
+            )
+        raise MCPError(code=INVALID_PARAMS, message=f"Resource not found: {uri}", data={"uri": uri})
+
+    async def _list_prompts(
+        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListPromptsResult:
+        return ListPromptsResult(
+            prompts=[
+                Prompt(
+                    name=p.name,
+                    title=p.title,
+                    description=p.description,
+                    arguments=[
+                        PromptArgument(name=a.name, description=a.description, required=a.required)
+                        for a in p.arguments
+                    ],
+                )
+                for p in self.prompts.values()
+            ]
+        )
+
+    async def _get_prompt(
+        self, ctx: ServerRequestContext[Any], params: GetPromptRequestParams
+    ) -> GetPromptResult:
+        prompt = self.prompts.get(params.name)
+        if prompt is None:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {params.name}")
+        arguments = params.arguments or {}
+        missing = [a.name for a in prompt.arguments if a.required and a.name not in arguments]
+        if missing:
+            raise MCPError(code=INVALID_PARAMS, message=f"Missing prompt arguments: {', '.join(missing)}")
+        messages = [
+            PromptMessage(
+                role="assistant" if role == "assistant" else "user",
+                content=TextContent(type="text", text=templates.render(text, arguments)),
+            )
+            for role, text in prompt.messages
+        ]
+        return GetPromptResult(description=prompt.description, messages=messages)
+
+
+def _match_uri(pattern: str, uri: str) -> dict[str, str] | None:
+    """Arguments when ``uri`` matches the (possibly templated) resource ``pattern``."""
+    if pattern == uri:
+        return {}
+    names = templates.names(pattern, single_brace=True)
+    if not names:
+        return None
+    regex = re.escape(pattern)
+    for name in names:
+        for form in (re.escape("{{" + name + "}}"), re.escape("{" + name + "}")):
+            regex = regex.replace(form, f"(?P<{_group(name)}>[^/]+)", 1)
+    match = re.fullmatch(regex, uri)
+    if match is None:
+        return None
+    return {name: unquote(match.group(_group(name))) for name in names}
+
+
+def _group(name: str) -> str:
+    return "g_" + re.sub(r"\W", "_", name)
+
+
+def _as_text(outcome: Outcome) -> str:
+    if outcome.mapped:
+        return json.dumps(outcome.value, ensure_ascii=False)
+    return outcome.response.body.decode("utf-8", "replace")
 
 
 def _error_result(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
@@ -199,16 +356,18 @@ def _upstream_error_result(operation: str, response: UpstreamResponse) -> CallTo
     return _error_result(text, {"status": response.status, "body": body})
 
 
-def _success_result(tool: McpTool, response: UpstreamResponse) -> CallToolResult:
-    if tool.output is not None:
-        value = tool.output(response)
+def _success_result(outcome: Outcome) -> CallToolResult:
+    if outcome.mapped:
+        value = outcome.value
     else:
         try:
-            value = response.json()
+            value = outcome.response.document()
         except ValueError:
-            text = response.body.decode("utf-8", "replace")
+            text = outcome.response.body.decode("utf-8", "replace")
             return CallToolResult(content=[TextContent(type="text", text=text)])
-    text = json.dumps(value, ensure_ascii=False)
+    if value is None:
+        return CallToolResult(content=[])
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     structured = value if isinstance(value, dict) else None
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
@@ -238,9 +397,7 @@ class _OneShotDispatchContext:
 def build_mcp_app(
     engine: Engine, catalog: Catalog, *, guard: TransportGuard, max_body_bytes: int
 ) -> web.Application:
-    service = McpService(engine)
-    for contributed in catalog.tools.values():
-        service.add(contributed.item)
+    service = McpService(engine, catalog)
     app = web.Application(client_max_size=max_body_bytes)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:

@@ -14,9 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
-from host.engine import Engine
+from host.engine import Engine, Outcome
 from host.errors import BadRequest, CallError, PayloadTooLarge
-from host.model import RestResource, UpstreamResponse
+from host.model import RestResource
 from host.plugins import Catalog
 
 log = logging.getLogger("host.rest")
@@ -90,28 +90,45 @@ MAX_BODY = web.AppKey("max_body", int)
 def build_rest_app(engine: Engine, catalog: Catalog, *, max_body_bytes: int) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes, middlewares=[problem_middleware])
     app[MAX_BODY] = max_body_bytes
-    for (method, path), contributed in sorted(catalog.rest.items()):
-        app.router.add_route(method, path, _handler(contributed.item, engine))
+    for _, contributed in sorted(catalog.rest.items()):
+        resource = contributed.item
+        app.router.add_route(resource.method.upper(), resource.path, _handler(resource, engine))
     return app
 
 
 def _handler(resource: RestResource, engine: Engine) -> Handler:
+    target = engine.target(
+        resource.operation,
+        input_schema=resource.input_schema,
+        map_arguments=resource.map_arguments,
+        output=resource.output,
+    )
+
     async def handle(request: web.Request) -> web.StreamResponse:
         arguments: dict[str, Any] = dict(request.match_info)
+        if resource.pass_undeclared:
+            for name, value in request.query.items():
+                arguments.setdefault(name, value)
         for name in resource.query:
             if name in request.query:
                 arguments[name] = request.query[name]
+        for name in resource.headers:
+            if name in request.headers:
+                arguments[name] = request.headers[name]
         if resource.body_argument is not None:
             raw = await request.read()
             if raw:
-                arguments[resource.body_argument] = _parse_object(raw, request.content_type)
-        response = await engine.call(resource.operation, arguments)
-        return _render(response, resource)
+                body = _parse_json(raw, request.content_type, object_only=not resource.pass_undeclared)
+                arguments[resource.body_argument] = body
+                if resource.pass_undeclared and isinstance(body, dict):
+                    for name, value in body.items():
+                        arguments.setdefault(name, value)
+        return _render(await engine.run(target, arguments))
 
     return handle
 
 
-def _parse_object(raw: bytes, content_type: str) -> dict[str, Any]:
+def _parse_json(raw: bytes, content_type: str, *, object_only: bool) -> Any:
     try:
         document = json.loads(raw)
     except UnicodeDecodeError:
@@ -122,7 +139,7 @@ def _parse_object(raw: bytes, content_type: str) -> dict[str, Any]:
         )
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
         raise BadRequest(f"request body is not valid JSON: {reason}{hint}") from None
-    if not isinstance(document, dict):
+    if object_only and not isinstance(document, dict):
         raise BadRequest(f"request body must be a JSON object, not {_json_kind(document)}")
     return document
 
@@ -133,15 +150,20 @@ def _json_kind(value: Any) -> str:
     )
 
 
-def _render(response: UpstreamResponse, resource: RestResource) -> web.Response:
+def _render(outcome: Outcome) -> web.Response:
+    response = outcome.response
     headers = dict(response.headers)
     if response.mocked:
         headers[MOCK_HEADER] = "true"
-    if resource.output is None or response.status >= 300:
+    if response.status == 204 or (outcome.mapped and outcome.value is None and not response.body):
+        return web.Response(status=204, headers=headers)
+    if not outcome.mapped:
         # Pass the upstream bytes through: no re-serialisation on the hot path.
         headers["Content-Type"] = response.content_type
         return web.Response(status=response.status, body=response.body, headers=headers)
-    value = resource.output(response)
     return web.Response(
-        status=response.status, text=json.dumps(value), content_type="application/json", headers=headers
+        status=response.status,
+        text=json.dumps(outcome.value),
+        content_type="application/json",
+        headers=headers,
     )

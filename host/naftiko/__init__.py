@@ -1,0 +1,117 @@
+"""Naftiko 1.0.0-alpha2 capability files, served as they are.
+
+:func:`load_capability` reads one file and reports, like ``host check``:
+``OK`` (served as written), ``WARN`` (served; deviations or disabled items
+listed), ``ERROR`` (cannot be served at all). The served items are the same
+model objects plugins register, so both adapters treat them alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from host.model import ConsumedApi, McpPrompt, McpResource, McpTool, RestResource
+from host.naftiko.compiler import Compiler, FileError
+from host.naftiko.document import SPEC_VERSION, normalise
+
+log = logging.getLogger("host.naftiko")
+
+
+@dataclass
+class FileReport:
+    file: str
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    apis: list[ConsumedApi] = field(default_factory=list)
+    rest: list[RestResource] = field(default_factory=list)
+    tools: list[McpTool] = field(default_factory=list)
+    resources: list[McpResource] = field(default_factory=list)
+    prompts: list[McpPrompt] = field(default_factory=list)
+    stdio_namespaces: list[str] = field(default_factory=list)
+    plugin: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "ERROR" if self.errors else "WARN" if self.warnings else "OK"
+
+    @property
+    def operations(self) -> int:
+        return sum(len(api.operations) for api in self.apis if not api.base_uri.startswith("static:"))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "status": self.status,
+            "warnings": self.warnings,
+            "errors": self.errors,
+            "operations": self.operations,
+            "rest": len(self.rest),
+            "tools": len(self.tools),
+        }
+
+
+def load_capability(
+    path: Path, *, strict: bool = False, environ: Mapping[str, str] | None = None
+) -> FileReport:
+    """Read, normalise and compile one capability file. Never raises for a bad file."""
+    report = FileReport(file=str(path))
+
+    def warn(key: str, message: str) -> None:
+        report.warnings.append(f"{key}: {message}")
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        report.errors.append(f"cannot read the file: {exc}")
+        return report
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        report.errors.append(f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}")
+        return report
+    if not isinstance(raw, dict):
+        report.errors.append("the document is not a mapping (is this a capability file?)")
+        return report
+    if "ikanos" in raw and "naftiko" not in raw:
+        report.errors.append(
+            "ikanos: this is an Ikanos (Naftiko beta) file; this host reads naftiko 1.0.0-alpha2"
+        )
+        return report
+    version = raw.get("naftiko")
+    if isinstance(version, dict):
+        version = version.get("version")
+    if version is None:
+        warn("naftiko", f"missing; read as {SPEC_VERSION}")
+    elif str(version) == "1.0.0-alpha1":
+        warn("naftiko", f"{version} read as {SPEC_VERSION} (best effort)")
+    elif str(version) != SPEC_VERSION:
+        report.errors.append(
+            f"naftiko: version {version!r} is not supported (this host reads {SPEC_VERSION})"
+        )
+        return report
+    try:
+        compiled = Compiler(normalise(raw, warn), path, strict=strict, warn=warn).compile()
+    except FileError as exc:
+        report.errors.append(str(exc))
+        return report
+    except Exception as exc:  # a defect in the compiler must not take the host down
+        log.exception("%s: unexpected failure while loading", path)
+        report.errors.append(f"internal error while loading: {type(exc).__name__}: {exc}")
+        return report
+    report.apis, report.rest, report.tools = compiled.apis, compiled.rest, compiled.tools
+    report.resources, report.prompts = compiled.resources, compiled.prompts
+    report.stdio_namespaces = compiled.stdio_namespaces
+    if strict and report.warnings:
+        report.errors.extend(f"(strict) {warning}" for warning in report.warnings)
+    return report
+
+
+__all__ = ["FileReport", "load_capability"]

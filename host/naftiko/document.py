@@ -1,0 +1,175 @@
+"""Naftiko 1.0.0-alpha2 documents as lenient pydantic models.
+
+Real capability files are messy (the catalogue is machine-generated; only a
+handful pass the official schema). :func:`normalise` rewrites the known
+dialects into the schema's shapes and records one warning per deviation; the
+models then accept unknown keys, so nothing valid is lost and nothing is
+silently reinterpreted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+SPEC_VERSION = "1.0.0-alpha2"
+
+
+class Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
+
+
+class Info(Lenient):
+    label: str = ""
+    description: str = ""
+    tags: list[Any] = []
+
+
+class Bind(Lenient):
+    namespace: str = "env"
+    location: str | None = None
+    keys: dict[str, str] = {}
+
+
+class AuthSpec(Lenient):
+    type: str
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    key: str | None = None
+    value: str | None = None
+    placement: str | None = None
+
+
+class InputParameter(Lenient):
+    name: str
+    in_: str | None = Field(None, alias="in")
+    value: Any = None
+    type: str | None = None
+    description: str | None = None
+    required: bool | None = None
+    pattern: str | None = None
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type_text(cls, value: Any) -> Any:
+        return value[0] if isinstance(value, list) and value else value
+
+
+class OutputParameter(Lenient):
+    name: str | None = None
+    type: str | None = None
+    value: Any = None
+    const: Any = None
+    mapping: str | None = None
+    maxLength: int | None = None
+    properties: dict[str, OutputParameter] | None = None
+    items: OutputParameter | None = None
+    values: OutputParameter | None = None
+
+
+class ConsumedOperationSpec(Lenient):
+    name: str
+    method: str = "GET"
+    description: str = ""
+    inputParameters: list[InputParameter] = []
+    body: Any = None
+    outputRawFormat: str = "json"
+    outputParameters: list[OutputParameter] = []
+
+
+class ConsumedResourceSpec(Lenient):
+    name: str = ""
+    path: str = ""
+    inputParameters: list[InputParameter] = []
+    operations: list[ConsumedOperationSpec] = []
+
+
+class ConsumesSpec(Lenient):
+    type: str = "http"
+    namespace: str
+    baseUri: str = ""
+    description: str = ""
+    authentication: AuthSpec | None = None
+    inputParameters: list[InputParameter] = []
+    resources: list[ConsumedResourceSpec] = []
+
+
+class ExposedOperationSpec(Lenient):
+    method: str = "GET"
+    name: str = ""
+    description: str = ""
+    inputParameters: list[InputParameter] = []
+    call: str | None = None
+    with_: dict[str, Any] | None = Field(None, validation_alias=AliasChoices("with", "with_"))
+    outputParameters: list[OutputParameter] = []
+    steps: list[Any] | None = None
+
+
+class ExposedResourceSpec(Lenient):
+    path: str
+    name: str = ""
+    description: str = ""
+    inputParameters: list[InputParameter] = []
+    operations: list[ExposedOperationSpec] = []
+    forward: Any = None
+
+
+class ToolSpec(ExposedOperationSpec):
+    name: str
+    label: str | None = None
+    hints: dict[str, Any] = {}
+
+
+class McpResourceSpec(Lenient):
+    name: str
+    label: str | None = None
+    uri: str
+    description: str = ""
+    mimeType: str | None = None
+    call: str | None = None
+    with_: dict[str, Any] | None = Field(None, validation_alias=AliasChoices("with", "with_"))
+    location: str | None = None
+    outputParameters: list[OutputParameter] = []
+
+
+class PromptSpec(Lenient):
+    name: str
+    label: str | None = None
+    description: str = ""
+    arguments: list[dict[str, Any]] = []
+    template: list[dict[str, Any]] = []
+    location: str | None = None
+
+
+def normalise(raw: dict[str, Any], warn: Any) -> dict[str, Any]:
+    """Rewrite known dialects in place into schema shapes, calling ``warn(path, message)`` for each."""
+    info = raw.get("info")
+    if isinstance(info, dict) and "label" not in info and "title" in info:
+        info["label"] = info.pop("title")
+        warn("info.title", "dialect: 'title' read as 'label'")
+    capability = raw.get("capability")
+    if not isinstance(capability, dict):
+        return raw
+    for index, consumes in enumerate(capability.get("consumes") or []):
+        if isinstance(consumes, dict):
+            _normalise_auth(
+                consumes.get("authentication"), f"capability.consumes[{index}].authentication", warn
+            )
+    return raw
+
+
+def _normalise_auth(auth: Any, path: str, warn: Any) -> None:
+    if not isinstance(auth, dict):
+        return
+    kind = str(auth.get("type", ""))
+    if kind == "apiKey":
+        auth["type"] = "apikey"
+        warn(f"{path}.type", "dialect: 'apiKey' read as 'apikey'")
+    if auth.get("type") == "apikey" and "key" not in auth and "name" in auth:
+        # catalogue dialect {in, name, value} for the schema's {placement, key, value}
+        auth["key"] = auth.pop("name")
+        if "in" in auth:
+            auth["placement"] = auth.pop("in")
+        warn(path, "dialect: apikey {in, name, value} read as {placement, key, value}")

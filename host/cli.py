@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from host import __version__
 from host.config import HostConfig, load_config
@@ -30,6 +31,20 @@ def _parser() -> argparse.ArgumentParser:
         help="exit non-zero when any plugin fails to load (also [plugins] strict)",
     )
 
+    check = commands.add_parser(
+        "check", help="load capability files (and the config's plugins) as serve would; report every problem"
+    )
+    check.add_argument("files", nargs="*", metavar="FILE", help="Naftiko capability files (YAML)")
+    check.add_argument(
+        "--config", metavar="FILE", help="host.toml: also check its plugins and [[capabilities]]"
+    )
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help="one object per file: file, status, warnings, errors, operations, rest, tools",
+    )
+    check.add_argument("--strict", action="store_true", help="deviations from the schema are errors")
+
     plugins = commands.add_parser("plugins", help="list installed plugins and what each contributes")
     plugins.add_argument("--config", metavar="FILE", help="host.toml, for [plugins] load")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
@@ -42,9 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         _configure_logging(config)
         if args.command == "serve":
-            from host.server import serve  # imports aiohttp and the MCP SDK only when serving
+            from host.server import serve, serve_stdio  # imports aiohttp and the MCP SDK only when serving
 
+            if args.stdio or config.server.stdio:
+                file = Path(args.stdio) if args.stdio else None
+                return asyncio.run(serve_stdio(config, file, strict=args.strict, environ=os.environ))
             return asyncio.run(serve(config, strict=args.strict, environ=os.environ))
+        if args.command == "check":
+            return _check(config, args)
         return _plugins(config, as_json=args.json)
     except StartupError as exc:
         print(f"host: error: {exc}", file=sys.stderr)
@@ -60,6 +80,28 @@ def _configure_logging(config: HostConfig) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     install_redaction(logging.getLogger().handlers)
+
+
+def _check(config: HostConfig, args: argparse.Namespace) -> int:
+    from host.check import check_config, check_files, render_json, render_text
+
+    logging.getLogger().setLevel(logging.CRITICAL)  # everything is in the report
+    files = [Path(name) for name in args.files]
+    if args.config:
+        files += [entry.path for entry in config.capabilities]
+    reports = check_files(files, config, strict=args.strict, environ=os.environ)
+    problems = check_config(config, strict=args.strict, environ=os.environ) if args.config else None
+    if args.json:
+        print(render_json(reports, problems))
+    else:
+        if reports:
+            print(render_text(reports))
+        if problems is not None:
+            print("config: OK" if not problems else "\n".join(f"config: error: {p}" for p in problems))
+        if not reports and problems is None:
+            print("nothing to check: pass capability files, or --config host.toml")
+    failed = any(report.errors for report in reports) or bool(problems)
+    return 1 if failed else 0
 
 
 def _plugins(config: HostConfig, *, as_json: bool) -> int:

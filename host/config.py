@@ -33,6 +33,8 @@ class ServerConfig(_Section):
     # Seconds that in-flight requests get to finish after SIGTERM.
     shutdown_grace: Annotated[float, Field(gt=0, le=3600)] = 30.0
     max_body_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
+    # Serve MCP over stdin/stdout instead of the two ports (for a client that spawns the host).
+    stdio: bool = False
 
 
 class PluginsConfig(_Section):

@@ -180,6 +180,8 @@ def _load_file(
     report = load_capability(path, strict=strict, environ=environ)
     report.plugin = plugin_name
     catalog.files.append(report)
+    for note in report.notes:
+        log.info("%s: %s", path, note)
     for warning in report.warnings:
         log.warning("%s: %s", path, warning)
     if report.errors:

@@ -12,12 +12,14 @@ import asyncio
 import logging
 import signal
 from collections.abc import Mapping
+from pathlib import Path
 
 from aiohttp import web
+from mcp.server.stdio import stdio_server
 
-from host.adapters.mcp import MCP_PATH, TransportGuard, build_mcp_app
+from host.adapters.mcp import MCP_PATH, McpService, TransportGuard, build_mcp_app
 from host.adapters.rest import build_rest_app
-from host.config import HostConfig
+from host.config import CapabilityFile, HostConfig
 from host.engine import Engine
 from host.plugins import Catalog, load_catalog
 
@@ -113,3 +115,30 @@ def _url(site: web.TCPSite) -> str:
         host, port = sockets[0].getsockname()[:2]
         return f"http://{host}:{port}"
     return site.name
+
+
+async def serve_stdio(
+    config: HostConfig, file: Path | None, *, strict: bool, environ: Mapping[str, str]
+) -> int:
+    """MCP over stdin/stdout (``host serve --stdio FILE``, or ``[server] stdio = true``); no ports are bound.
+
+    With a file, only that capability is served; logs go to stderr, as stdout carries the protocol.
+    """
+    if file is not None:
+        catalog = load_catalog(
+            strict=strict, environ=environ, discover=False, capability_files=[CapabilityFile(path=file).path]
+        )
+        engine = Engine.from_catalog(catalog, config, environ)
+    else:
+        catalog, engine = prepare(config, strict=strict, environ=environ)
+    _announce(catalog, engine)
+    service = McpService(engine, catalog)
+    await engine.start()
+    try:
+        async with stdio_server() as (read_stream, write_stream):
+            await service.server.run(
+                read_stream, write_stream, service.server.create_initialization_options()
+            )
+    finally:
+        await engine.close()
+    return 0

@@ -21,12 +21,14 @@ from host.naftiko.compiler import Compiler, FileError
 from host.naftiko.document import SPEC_VERSION, normalise
 
 log = logging.getLogger("host.naftiko")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
 class FileReport:
     file: str
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     apis: list[ConsumedApi] = field(default_factory=list)
     rest: list[RestResource] = field(default_factory=list)
@@ -53,6 +55,7 @@ class FileReport:
             "operations": self.operations,
             "rest": len(self.rest),
             "tools": len(self.tools),
+            "notes": self.notes,
         }
 
 
@@ -65,13 +68,16 @@ def load_capability(
     def warn(key: str, message: str) -> None:
         report.warnings.append(f"{key}: {message}")
 
+    def note(key: str, message: str) -> None:
+        report.notes.append(f"{key}: {message}")
+
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         report.errors.append(f"cannot read the file: {exc}")
         return report
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -98,7 +104,7 @@ def load_capability(
         )
         return report
     try:
-        compiled = Compiler(normalise(raw, warn), path, strict=strict, warn=warn).compile()
+        compiled = Compiler(normalise(raw, warn), path, strict=strict, warn=warn, note=note).compile()
     except FileError as exc:
         report.errors.append(str(exc))
         return report

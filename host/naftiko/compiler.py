@@ -49,6 +49,7 @@ from host.naftiko.document import (
     AuthSpec,
     Bind,
     ConsumedOperationSpec,
+    ConsumedResourceSpec,
     ConsumesSpec,
     ExposedOperationSpec,
     ExposedResourceSpec,
@@ -99,14 +100,22 @@ class _Op:
 
 class Compiler:
     def __init__(
-        self, raw: dict[str, Any], file: Path, *, strict: bool, warn: Callable[[str, str], None]
+        self,
+        raw: dict[str, Any],
+        file: Path,
+        *,
+        strict: bool,
+        warn: Callable[[str, str], None],
+        note: Callable[[str, str], None],
     ) -> None:
+        self.note = note  # information that does not make the file deviate (ignored ports, ...)
         self.raw = raw
         self.file = file
         self.strict = strict
         self.warn = warn
         self.out = Compiled()
         self.ops: dict[str, _Op] = {}
+        self.declared = 0  # exposure items the file declares, served or not
         self.variables: list[EnvVar] = []
 
     # -- entry -----------------------------------------------------------
@@ -137,7 +146,9 @@ class Compiler:
         if capability.get("aggregates"):
             self.warn("capability.aggregates", "aggregates are not supported; ignored")
         served = self.out.rest or self.out.tools or self.out.resources or self.out.prompts
-        if not served and exposes:
+        if exposes and not self.declared:
+            self.warn("capability.exposes", "the adapters declare no operations, tools, resources or prompts")
+        elif not served and exposes:
             raise FileError(
                 "capability.exposes: nothing can be served (every exposure was disabled; see warnings)"
             )
@@ -213,7 +224,16 @@ class Compiler:
         return data if isinstance(data, dict) else {}
 
     # -- consumes ------------------------------------------------------------
+    def _items(self, model: type[BaseModel], raw: list[Any], path: str) -> list[tuple[int, Any]]:
+        """Validate list items one by one: one bad item is disabled, its siblings are kept."""
+        validated = ((index, self._model(model, item, f"{path}[{index}]")) for index, item in enumerate(raw))
+        return [(index, item) for index, item in validated if item is not None]
+
     def _consumes(self, raw: Any, path: str) -> None:
+        if isinstance(raw, dict) and "location" in raw and not raw.get("resources"):
+            raw = self._import_consumes(raw, path)
+            if raw is None:
+                return
         spec: ConsumesSpec | None = self._model(ConsumesSpec, raw, path)
         if spec is None:
             return
@@ -233,14 +253,20 @@ class Compiler:
             variables += self._guess_env(name, spec.namespace)
         auth = self._auth(spec.authentication, f"{path}.authentication")
         operations: list[ConsumedOperation] = []
-        for r_index, resource in enumerate(spec.resources):
-            for o_index, op in enumerate(resource.operations):
-                op_path = f"{path}.resources[{r_index}].operations[{o_index}]"
-                params = [*spec.inputParameters, *resource.inputParameters, *op.inputParameters]
+        api_params = self._params(spec.inputParameters, f"{path}.inputParameters")
+        for r_index, resource in self._items(ConsumedResourceSpec, spec.resources, f"{path}.resources"):
+            r_path = f"{path}.resources[{r_index}]"
+            resource_params = self._params(resource.inputParameters, f"{r_path}.inputParameters")
+            for o_index, op in self._items(
+                ConsumedOperationSpec, resource.operations, f"{r_path}.operations"
+            ):
+                op_path = f"{r_path}.operations[{o_index}]"
+                own = self._params(op.inputParameters, f"{op_path}.inputParameters")
+                params = [*api_params, *resource_params, *own]
                 for p in params:
                     if p.in_ == "environment":
                         variables.append(EnvVar(p.name, secret=bool(SECRET_WORDS.search(p.name))))
-                built = self._operation(spec.namespace, resource.path, op, params, op_path)
+                built = self._operation(spec.namespace, resource.path + op.path, op, params, op_path)
                 if built is not None:
                     operations.append(built)
         self.out.apis.append(
@@ -253,6 +279,26 @@ class Compiler:
                 description=spec.description,
             )
         )
+
+    def _params(self, raw: list[Any], path: str) -> list[InputParameter]:
+        return [param for _, param in self._items(InputParameter, raw, path)]
+
+    def _import_consumes(self, raw: dict[str, Any], path: str) -> dict[str, Any] | None:
+        """The import form ``{import|openapi, location, as}``: a consumes block kept in another file."""
+        location = str(raw["location"])
+        target = (self.file.parent / location.removeprefix("file://")).resolve()
+        try:
+            document = yaml.safe_load(target.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            self.warn(f"{path}.location", f"imported consumes {location!r} cannot be read; disabled")
+            return None
+        blocks = document.get("consumes") if isinstance(document, dict) else None
+        wanted = raw.get("import") or raw.get("openapi")
+        for block in blocks if isinstance(blocks, list) else []:
+            if isinstance(block, dict) and (wanted is None or block.get("namespace") == wanted):
+                return {**block, "namespace": raw.get("as") or block.get("namespace")}
+        self.warn(f"{path}.import", f"{location!r} has no consumes block {wanted!r}; disabled")
+        return None
 
     def _guess_env(self, name: str, namespace: str) -> list[EnvVar]:
         """Environment variables that may fill a ``{name}`` nobody binds: TRATTA_ORG_UUID for {org-uuid}."""
@@ -344,10 +390,18 @@ class Compiler:
         kind = adapter.get("type")
         namespace = str(adapter.get("namespace") or kind or "exposes")
         if "port" in adapter:
-            self.warn(
+            self.note(
                 f"{path}.port",
                 f"port {adapter['port']} ignored: every capability shares the host's REST and MCP ports",
             )
+        if kind in {"rest", "mcp"}:
+            for key in ("resources", "tools", "prompts"):
+                items = adapter.get(key)
+                if isinstance(items, list):
+                    self.declared += sum(
+                        len(i.get("operations") or []) if kind == "rest" and isinstance(i, dict) else 1
+                        for i in items
+                    )
         if kind == "rest":
             for index, resource in enumerate(self._list(adapter, "resources", f"{path}.resources")):
                 self._rest_resource(resource, namespace, f"{path}.resources[{index}]")
@@ -361,7 +415,7 @@ class Compiler:
             for index, prompt in enumerate(self._list(adapter, "prompts", f"{path}.prompts")):
                 self._prompt(prompt, f"{path}.prompts[{index}]")
         elif kind in {"skill", "control"}:
-            self.warn(path, f"{kind} adapter loaded but not served by this host")
+            self.note(path, f"{kind} adapter loaded but not served by this host")
         else:
             self.warn(f"{path}.type", f"exposes type {kind!r} is not supported; skipped")
 

@@ -72,18 +72,19 @@ class OutputParameter(Lenient):
 class ConsumedOperationSpec(Lenient):
     name: str
     method: str = "GET"
+    path: str = ""  # dialect: appended to the resource's path
     description: str = ""
-    inputParameters: list[InputParameter] = []
+    inputParameters: list[Any] = []
     body: Any = None
     outputRawFormat: str = "json"
     outputParameters: list[OutputParameter] = []
 
 
 class ConsumedResourceSpec(Lenient):
-    name: str = ""
+    name: str | None = None
     path: str = ""
-    inputParameters: list[InputParameter] = []
-    operations: list[ConsumedOperationSpec] = []
+    inputParameters: list[Any] = []
+    operations: list[Any] = []
 
 
 class ConsumesSpec(Lenient):
@@ -92,8 +93,8 @@ class ConsumesSpec(Lenient):
     baseUri: str = ""
     description: str = ""
     authentication: AuthSpec | None = None
-    inputParameters: list[InputParameter] = []
-    resources: list[ConsumedResourceSpec] = []
+    inputParameters: list[Any] = []
+    resources: list[Any] = []
 
 
 class ExposedOperationSpec(Lenient):
@@ -154,9 +155,20 @@ def normalise(raw: dict[str, Any], warn: Any) -> dict[str, Any]:
         return raw
     for index, consumes in enumerate(capability.get("consumes") or []):
         if isinstance(consumes, dict):
-            _normalise_auth(
-                consumes.get("authentication"), f"capability.consumes[{index}].authentication", warn
-            )
+            path = f"capability.consumes[{index}]"
+            if "authentication" not in consumes and isinstance(consumes.get("auth"), dict):
+                consumes["authentication"] = consumes.pop("auth")
+                warn(f"{path}.auth", "dialect: 'auth' read as 'authentication'")
+            _normalise_auth(consumes.get("authentication"), f"{path}.authentication", warn)
+            for r_index, resource in enumerate(consumes.get("resources") or []):
+                operations = resource.get("operations") if isinstance(resource, dict) else None
+                for o_index, op in enumerate(operations if isinstance(operations, list) else []):
+                    if isinstance(op, dict) and "name" not in op and "id" in op:
+                        op["name"] = op.pop("id")
+                        warn(
+                            f"{path}.resources[{r_index}].operations[{o_index}].id",
+                            "dialect: 'id' read as 'name'",
+                        )
     return raw
 
 

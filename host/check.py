@@ -1,0 +1,75 @@
+"""``host check``: load what ``serve`` would load, report every problem, bind nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from host.config import HostConfig
+from host.engine import bind
+from host.errors import StartupError
+from host.naftiko import FileReport, load_capability
+
+
+def check_files(
+    files: Sequence[Path], config: HostConfig, *, strict: bool, environ: Mapping[str, str]
+) -> list[FileReport]:
+    """One report per file. Environment the file needs but this shell lacks is a warning, not an error:
+    the check may run on a machine other than the server."""
+    reports = []
+    for path in files:
+        report = load_capability(path, strict=strict, environ=environ)
+        if not report.errors:
+            for api in report.apis:
+                try:
+                    bind(api, config.consume(api.namespace), environ, f"capability file {str(path)!r}")
+                except StartupError as exc:
+                    report.warnings.append(f"to serve: {exc}")
+        reports.append(report)
+    return reports
+
+
+def check_config(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> list[str]:
+    """Problems that would stop ``host serve --config``: plugin clashes, missing variables, ..."""
+    from host.server import prepare
+
+    try:
+        catalog, _ = prepare(config, strict=strict, environ=environ)
+    except StartupError as exc:
+        return str(exc).splitlines()
+    problems = [f"plugin {info.name}: {info.error}" for info in catalog.failures]
+    problems += [f"{report.file}: {error}" for report in catalog.files for error in report.errors]
+    return problems
+
+
+def render_text(reports: Sequence[FileReport]) -> str:
+    lines = []
+    for report in reports:
+        counts = f"{report.operations} operations, {len(report.rest)} REST, {len(report.tools)} tools"
+        lines.append(
+            f"{report.status:5} {report.file} ({counts})"
+            if not report.errors
+            else f"{report.status:5} {report.file}"
+        )
+        lines += [f"  error: {error}" for error in report.errors]
+        lines += [f"  warning: {warning}" for warning in report.warnings]
+    return "\n".join(lines)
+
+
+def render_json(reports: Sequence[FileReport], config_problems: Sequence[str] | None = None) -> str:
+    documents: list[dict[str, Any]] = [report.as_json() for report in reports]
+    if config_problems is not None:
+        documents.append(
+            {
+                "file": "(config)",
+                "status": "ERROR" if config_problems else "OK",
+                "warnings": [],
+                "errors": list(config_problems),
+                "operations": 0,
+                "rest": 0,
+                "tools": 0,
+            }
+        )
+    return json.dumps(documents, indent=1)

@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit non-zero when any plugin fails to load (also [plugins] strict)",
     )
+    serve.add_argument(
+        "--stdio", metavar="FILE", help="serve this capability file's MCP over stdin/stdout instead of HTTP"
+    )
 
     check = commands.add_parser(
         "check", help="load capability files (and the config's plugins) as serve would; report every problem"

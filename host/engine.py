@@ -129,7 +129,7 @@ def bind(api: ConsumedApi, settings: ConsumeConfig, environ: Mapping[str, str], 
             f"{where}: {{{name}}} has no value; map it to an environment variable under "
             f"[consumes.{api.namespace}] variables, or set base_uri"
         )
-    if all(operation.static for operation in api.operations):
+    if api.operations and all(operation.static for operation in api.operations):
         return BoundApi(api, "static://", None, timeout, False, values)
 
     def missing(name: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -35,6 +35,52 @@ class ServerConfig(_Section):
     max_body_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
     # Serve MCP over stdin/stdout instead of the two ports (for a client that spawns the host).
     stdio: bool = False
+    # Binding a non-loopback address with no inbound auth is refused unless this is set.
+    allow_unauthenticated: bool = False
+    # Seconds /readyz reports unready before the listeners close on SIGTERM (load balancer drain).
+    drain_delay: Annotated[float, Field(ge=0, le=600)] = 0.0
+
+
+class LimitsConfig(_Section):
+    """Inbound limits, on both ports."""
+
+    max_json_depth: Annotated[int, Field(gt=0, le=10_000)] = 64
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 8190
+    max_headers: Annotated[int, Field(ge=8, le=1000)] = 100
+    # In-flight requests per adapter (503 above it) and per client (429 above it).
+    max_concurrent: Annotated[int, Field(gt=0)] = 512
+    max_concurrent_per_client: Annotated[int, Field(gt=0)] = 128
+    # Seconds for one whole request, upstream call included (504 above it).
+    request_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+
+class ApiKeyConfig(_Section):
+    name: str
+    env: str
+    # Which adapters accept this key; both by default.
+    adapters: tuple[Literal["rest", "mcp"], ...] = ("rest", "mcp")
+
+
+class OAuthConfig(_Section):
+    """The MCP port as an OAuth 2.1 resource server (JWT access tokens checked against a JWKS)."""
+
+    issuer: str
+    audience: str
+    jwks_url: str
+    required_scopes: tuple[str, ...] = ()
+    # The RFC 9728 resource identifier; defaults to the audience.
+    resource: str | None = None
+    authorization_servers: tuple[str, ...] = ()
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+
+
+class AuthConfig(_Section):
+    keys: list[ApiKeyConfig] = Field(default_factory=list)
+    oauth: OAuthConfig | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.keys or self.oauth)
 
 
 class PluginsConfig(_Section):
@@ -46,9 +92,27 @@ class PluginsConfig(_Section):
 class ConsumeConfig(_Section):
     base_uri: str | None = None
     timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    connect_timeout: Annotated[float, Field(gt=0, le=600)] = 3.0
     mock: bool = False
+    # Connections kept to this upstream at most.
+    pool_size: Annotated[int, Field(gt=0, le=10_000)] = 64
+    # Client-side rate limit, e.g. "300/min" (also /s, /h); off unless set.
+    rate_limit: str | None = None
+    # Extra attempts, only where safe: idempotent methods, or a connection never established.
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    # Consecutive failures that open the circuit, and seconds before a probe is let through.
+    circuit_failures: Annotated[int, Field(gt=0)] = 5
+    circuit_reset: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    max_response_bytes: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024
     # Placeholder in the capability's base URI -> environment variable that fills it.
     variables: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate(value)
+        return value
 
     @field_validator("base_uri")
     @classmethod
@@ -56,6 +120,26 @@ class ConsumeConfig(_Section):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+
+_PERIODS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+}
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """``"300/min"`` → ``(300, 60.0)``: that many calls per that many seconds."""
+    count, _, period = text.replace(" ", "").partition("/")
+    if not count.isdigit() or int(count) <= 0 or period not in _PERIODS:
+        raise ValueError('must look like "300/min" (a count per s, min or h)')
+    return int(count), _PERIODS[period]
 
 
 class LoggingConfig(_Section):
@@ -78,6 +162,8 @@ class HostConfig(_Section):
     capabilities: list[CapabilityFile] = Field(default_factory=list)
     plugins: PluginsConfig = PluginsConfig()
     consumes: dict[str, ConsumeConfig] = Field(default_factory=dict)
+    limits: LimitsConfig = LimitsConfig()
+    auth: AuthConfig = AuthConfig()
     logging: LoggingConfig = LoggingConfig()
     path: Path | None = Field(default=None, exclude=True)
 

@@ -14,6 +14,7 @@ an :class:`~host.model.UpstreamResponse` for 2xx-4xx answers and a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -22,7 +23,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -31,11 +32,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from host import templates
-from host.config import ConsumeConfig, HostConfig
+from host.config import ConsumeConfig, HostConfig, parse_rate
 from host.errors import (
     InvalidArguments,
     NotConfigured,
     StartupError,
+    TooManyRequests,
+    Unavailable,
     UpstreamBadStatus,
     UpstreamTimeout,
     UpstreamUnreachable,
@@ -59,11 +62,13 @@ from host.model import (
     UpstreamResponse,
 )
 from host.plugins import Catalog
+from host.resilience import CircuitBreaker, TokenBucket
 from host.secrets import Secret
 
 log = logging.getLogger("host.engine")
 
-MAX_UPSTREAM_BODY = 16 * 1024 * 1024  # a runaway upstream answer must not exhaust memory
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRY_STATUSES = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,36 @@ class BoundApi:
     timeout: aiohttp.ClientTimeout
     mock: bool
     variables: Mapping[str, str]
+    settings: ConsumeConfig = field(default_factory=ConsumeConfig)
+    breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker(5, 30.0))
+    bucket: TokenBucket | None = None
+
+    @classmethod
+    def make(
+        cls,
+        api: ConsumedApi,
+        base_url: str,
+        auth: BoundAuth | None,
+        settings: ConsumeConfig,
+        *,
+        mock: bool,
+        variables: Mapping[str, str],
+    ) -> BoundApi:
+        timeout = aiohttp.ClientTimeout(
+            total=settings.timeout, sock_connect=min(settings.connect_timeout, settings.timeout)
+        )
+        bucket = TokenBucket(*parse_rate(settings.rate_limit)) if settings.rate_limit else None
+        return cls(
+            api,
+            base_url,
+            auth,
+            timeout,
+            mock,
+            variables,
+            settings,
+            CircuitBreaker(settings.circuit_failures, settings.circuit_reset),
+            bucket,
+        )
 
 
 def bind(api: ConsumedApi, settings: ConsumeConfig, environ: Mapping[str, str], origin: str) -> BoundApi:
@@ -96,9 +131,10 @@ def bind(api: ConsumedApi, settings: ConsumeConfig, environ: Mapping[str, str], 
     In mock mode nothing is read from the environment: the quickstart needs no secrets.
     """
     where = f"[consumes.{api.namespace}] (from {origin})"
-    timeout = aiohttp.ClientTimeout(total=settings.timeout, sock_connect=min(3.0, settings.timeout))
     if settings.mock:
-        return BoundApi(api, settings.base_uri or "mock://" + api.namespace, None, timeout, True, {})
+        return BoundApi.make(
+            api, settings.base_uri or "mock://" + api.namespace, None, settings, mock=True, variables={}
+        )
 
     # The override replaces the whole base URI, so variables only it needed may be absent.
     needed = set() if settings.base_uri else set(templates.names(api.base_uri))
@@ -130,7 +166,7 @@ def bind(api: ConsumedApi, settings: ConsumeConfig, environ: Mapping[str, str], 
             f"[consumes.{api.namespace}] variables, or set base_uri"
         )
     if api.operations and all(operation.static for operation in api.operations):
-        return BoundApi(api, "static://", None, timeout, False, values)
+        return BoundApi.make(api, "static://", None, settings, mock=False, variables=values)
 
     def missing(name: str) -> str:
         raise StartupError(
@@ -142,7 +178,7 @@ def bind(api: ConsumedApi, settings: ConsumeConfig, environ: Mapping[str, str], 
     if not base_url.startswith(("http://", "https://")):
         raise StartupError(f"{where}: base URI {base_url!r} is not an http(s) URL; set base_uri in host.toml")
     auth = _bind_auth(api.auth, values, environ, where)
-    return BoundApi(api, base_url, auth, timeout, False, values)
+    return BoundApi.make(api, base_url, auth, settings, mock=False, variables=values)
 
 
 def _credential_names(auth: Auth | None) -> set[str]:
@@ -306,7 +342,7 @@ class Engine:
     def __init__(self, operations: dict[str, BoundOperation], apis: dict[str, BoundApi]) -> None:
         self.operations = operations
         self.apis = apis
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, config: HostConfig, environ: Mapping[str, str]) -> Engine:
@@ -330,14 +366,28 @@ class Engine:
         return cls(operations, apis)
 
     async def start(self) -> None:
-        # One pooled session for every upstream; per-API limits come with the timeouts.
-        connector = aiohttp.TCPConnector(limit=100, limit_per_host=50, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
+        # One pooled session per upstream: pool_size bounds the connections to each.
+        for namespace, bound in self.apis.items():
+            if not bound.mock:
+                connector = aiohttp.TCPConnector(limit=bound.settings.pool_size, ttl_dns_cache=300)
+                self._sessions[namespace] = aiohttp.ClientSession(
+                    connector=connector, auto_decompress=True, trust_env=False
+                )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            await session.close()
+
+    @property
+    def healthy(self) -> bool:
+        """False when every real upstream's circuit is open (readiness)."""
+        real = [
+            bound
+            for bound in self.apis.values()
+            if not bound.mock and not bound.base_url.startswith("static:")
+        ]
+        return not real or any(not bound.breaker.is_open for bound in real)
 
     def validator_for(self, ref: str) -> ArgumentValidator:
         return self.operations[ref].validator
@@ -426,7 +476,6 @@ class Engine:
         )
 
     async def _send(self, target: BoundOperation, request: OutboundRequest) -> UpstreamResponse:
-        assert self._session is not None, "Engine.start() was not awaited"
         bound = target.bound
         namespace = bound.api.namespace
         auth = bound.auth
@@ -434,6 +483,17 @@ class Engine:
             raise NotConfigured(
                 f"operation {target.ref} needs {auth.unsupported} authentication, which this host cannot "
                 f"perform; no request was sent"
+            )
+        wait = bound.breaker.admit()
+        if wait:
+            raise Unavailable(
+                f"upstream {namespace} is failing; calls are refused for {wait:g} s (circuit open)",
+                retry_after=wait,
+            )
+        if bound.bucket is not None and (wait := bound.bucket.take()):
+            raise TooManyRequests(
+                f"rate limit for upstream {namespace} ({bound.settings.rate_limit}) reached",
+                retry_after=max(1, round(wait)),
             )
         headers = {**bound.api.headers, **request.headers}
         if request.content_type:
@@ -443,59 +503,96 @@ class Engine:
             headers[auth.header[0]] = auth.header[1].reveal()
         if auth is not None and auth.query is not None:
             query.append((auth.query[0], auth.query[1].reveal()))
-        url = bound.base_url + request.path
+        exchange = _Exchange(
+            self._sessions[namespace],
+            bound,
+            request.method,
+            bound.base_url + request.path,
+            query,
+            headers,
+            request.body,
+        )
         try:
-            response = await self._exchange(
-                request.method, url, query, headers, request.body, bound, namespace
-            )
+            response = await self._with_retries(exchange, idempotent=request.method in IDEMPOTENT)
             if response.status == 401 and auth is not None and auth.kind == "digest":
                 challenge = response.headers.get("WWW-Authenticate", "")
                 headers["Authorization"] = digest_authorization(
-                    challenge, request.method, url, query, auth.username, auth.password
+                    challenge, request.method, exchange.url, query, auth.username, auth.password
                 )
-                response = await self._exchange(
-                    request.method, url, query, headers, request.body, bound, namespace
-                )
+                response = await exchange.send()
         except (TimeoutError, aiohttp.ServerTimeoutError):
+            bound.breaker.record(ok=False)
             raise UpstreamTimeout(
                 f"upstream {namespace} did not answer within {bound.timeout.total:g} s"
             ) from None
         except aiohttp.ClientConnectorError as exc:
+            bound.breaker.record(ok=False)
             reason = exc.os_error.strerror or type(exc.os_error).__name__
             raise UpstreamUnreachable(f"upstream {namespace} is unreachable: {reason}") from None
         except aiohttp.ServerDisconnectedError:
+            bound.breaker.record(ok=False)
             raise UpstreamUnreachable(
                 f"upstream {namespace} closed the connection without answering"
             ) from None
         except aiohttp.ClientError as exc:
+            bound.breaker.record(ok=False)
             raise UpstreamUnreachable(f"upstream {namespace} failed: {type(exc).__name__}") from None
+        except UpstreamBadStatus:
+            bound.breaker.record(ok=False)
+            raise
+        bound.breaker.record(ok=response.status < 500)
         return replace(response, format=target.operation.output_format)
 
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        query: list[tuple[str, str]],
-        headers: dict[str, str],
-        body: bytes | None,
-        bound: BoundApi,
-        namespace: str,
-    ) -> UpstreamResponse:
-        assert self._session is not None
-        async with self._session.request(
-            method,
-            url,
-            params=query or None,
-            data=body,
-            headers=headers,
-            timeout=bound.timeout,
+    @staticmethod
+    async def _with_retries(exchange: _Exchange, *, idempotent: bool) -> UpstreamResponse:
+        """Retry only where it is safe: idempotent methods, or a connection that was never made.
+
+        A POST whose request may have reached the upstream is never sent twice.
+        """
+        attempts = 1 + exchange.bound.settings.retries
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await exchange.send()
+            except aiohttp.ClientConnectorError:
+                if last:
+                    raise
+            except (TimeoutError, aiohttp.ServerTimeoutError, aiohttp.ServerDisconnectedError):
+                if last or not idempotent:
+                    raise
+            else:
+                if last or not idempotent or response.status not in RETRY_STATUSES:
+                    return response
+            await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+        raise AssertionError("unreachable")
+
+
+@dataclass
+class _Exchange:
+    """One upstream request, sendable more than once."""
+
+    session: aiohttp.ClientSession
+    bound: BoundApi
+    method: str
+    url: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+    body: bytes | None
+
+    async def send(self) -> UpstreamResponse:
+        async with self.session.request(
+            self.method,
+            self.url,
+            params=self.query or None,
+            data=self.body,
+            headers=self.headers,
+            timeout=self.bound.timeout,
             allow_redirects=False,
         ) as resp:
-            payload = await _read_capped(resp, namespace)
+            payload = await _read_capped(resp, self.bound)
             kept = {k: v for k, v in resp.headers.items() if k.lower() in _KEPT_HEADERS}
-            return UpstreamResponse(
-                resp.status, payload, resp.headers.get("Content-Type", "application/octet-stream"), kept
-            )
+            content_type = resp.headers.get("Content-Type", "application/octet-stream")
+            return UpstreamResponse(resp.status, payload, content_type, kept)
 
 
 # Upstream response headers worth passing back to callers (the rest describe the upstream's transport).
@@ -547,15 +644,17 @@ def digest_authorization(
     return "Digest " + ", ".join(parts)
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, namespace: str) -> bytes:
-    if resp.content_length is not None and resp.content_length > MAX_UPSTREAM_BODY:
+async def _read_capped(resp: aiohttp.ClientResponse, bound: BoundApi) -> bytes:
+    """The body, refusing more than ``max_response_bytes``: a runaway upstream must not exhaust memory."""
+    limit, namespace = bound.settings.max_response_bytes, bound.api.namespace
+    if resp.content_length is not None and resp.content_length > limit:
         raise UpstreamBadStatus(f"upstream {namespace} answer is too large ({resp.content_length} bytes)")
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(64 * 1024):
         size += len(chunk)
-        if size > MAX_UPSTREAM_BODY:
-            raise UpstreamBadStatus(f"upstream {namespace} answer exceeds {MAX_UPSTREAM_BODY} bytes")
+        if size > limit:
+            raise UpstreamBadStatus(f"upstream {namespace} answer exceeds {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -26,10 +26,14 @@ class CallError(Exception):
     title: str = "Internal Server Error"
     slug: str = "internal"
 
-    def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, extra: Mapping[str, Any] | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra: dict[str, Any] = dict(extra or {})
+        # Seconds a client should wait before trying again (sent as Retry-After).
+        self.retry_after = retry_after
 
 
 class BadRequest(CallError):
@@ -73,3 +77,27 @@ class NotConfigured(CallError):
     """The operation cannot be called as configured (for example an unsupported auth type)."""
 
     status, title, slug = 501, "Not Implemented", "not-configured"
+
+
+class Unauthorized(CallError):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+
+class Forbidden(CallError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class TooManyRequests(CallError):
+    """A configured limit: per-client concurrency, or an upstream's client-side rate limit."""
+
+    status, title, slug = 429, "Too Many Requests", "rate-limited"
+
+
+class Unavailable(CallError):
+    """The host is at capacity, draining, or an upstream's circuit is open."""
+
+    status, title, slug = 503, "Service Unavailable", "unavailable"
+
+
+class RequestTimeout(CallError):
+    status, title, slug = 504, "Gateway Timeout", "request-timeout"

@@ -13,14 +13,17 @@ import logging
 import signal
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from mcp.server.stdio import stdio_server
 
-from host.adapters.mcp import MCP_PATH, McpService, TransportGuard, build_mcp_app
-from host.adapters.rest import build_rest_app
+from host.adapters.mcp import MCP_PATH, McpService, McpSettings, TransportGuard, build_mcp_app
+from host.adapters.rest import RestSettings, build_rest_app
 from host.config import CapabilityFile, HostConfig
 from host.engine import Engine
+from host.errors import StartupError
+from host.inbound import Authenticator, ConcurrencyLimiter
 from host.plugins import Catalog, load_catalog
 
 log = logging.getLogger("host")
@@ -62,23 +65,82 @@ def _announce(catalog: Catalog, engine: Engine) -> None:
         log.warning("no REST resources and no MCP tools: install a plugin (see `host plugins`)")
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _check_exposure(config: HostConfig, authenticators: dict[str, Authenticator]) -> None:
+    """Refuse to serve an open door: a non-loopback address needs inbound auth or an explicit opt-out."""
+    server = config.server
+    if server.host in LOOPBACK:
+        return
+    open_adapters = [name for name, auth in authenticators.items() if not auth.enabled]
+    if not open_adapters:
+        return
+    if not server.allow_unauthenticated:
+        raise StartupError(
+            f"{config.path}: [server] host = {server.host!r} is reachable from other machines, but the "
+            f"{' and '.join(open_adapters)} port(s) have no inbound authentication; add [[auth.keys]] "
+            f"(or [auth.oauth] for MCP), bind 127.0.0.1, or set [server] allow_unauthenticated = true"
+        )
+    log.warning(
+        "UNAUTHENTICATED: %s port(s) on %s accept calls from anyone who can reach them "
+        "([server] allow_unauthenticated = true)",
+        " and ".join(open_adapters),
+        server.host,
+    )
+
+
 async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> int:
     catalog, engine = prepare(config, strict=strict, environ=environ)
     _announce(catalog, engine)
-    server = config.server
-    if server.host not in {"127.0.0.1", "localhost", "::1"}:
-        log.warning(
-            "listening on %s: anyone who can reach it can call these tools; inbound "
-            "authentication is not built yet, so keep this behind a trusted network",
-            server.host,
-        )
-    rest_app = build_rest_app(engine, catalog, max_body_bytes=server.max_body_bytes)
+    server, limits = config.server, config.limits
+    authenticators = {adapter: Authenticator(config.auth, environ, adapter) for adapter in ("rest", "mcp")}
+    _check_exposure(config, authenticators)
+
+    draining = False
+
+    def readiness() -> tuple[bool, dict[str, Any]]:
+        upstreams = {
+            ns: ("open-circuit" if bound.breaker.is_open else "ok") for ns, bound in engine.apis.items()
+        }
+        details = {
+            "draining": draining,
+            "plugin_failures": [info.name for info in catalog.failures],
+            "upstreams": upstreams,
+        }
+        return (not draining and engine.healthy), details
+
+    rest_app = build_rest_app(
+        engine,
+        catalog,
+        authenticator=authenticators["rest"],
+        limiter=ConcurrencyLimiter(limits),
+        readiness=readiness,
+        settings=RestSettings(server.max_body_bytes, limits.max_json_depth, limits.request_timeout),
+    )
     guard = TransportGuard.for_bind(server.host, server.allowed_hosts, server.allowed_origins)
-    mcp_app = build_mcp_app(engine, catalog, guard=guard, max_body_bytes=server.max_body_bytes)
+    mcp_app = build_mcp_app(
+        engine,
+        catalog,
+        guard=guard,
+        authenticator=authenticators["mcp"],
+        limiter=ConcurrencyLimiter(limits),
+        settings=McpSettings(server.max_body_bytes, limits.max_json_depth, limits.request_timeout),
+    )
 
     await engine.start()
+    handler_args = {
+        "max_line_size": limits.max_header_bytes,
+        "max_field_size": limits.max_header_bytes,
+        "max_headers": limits.max_headers,
+    }
     runners = [
-        web.AppRunner(app, shutdown_timeout=server.shutdown_grace, access_log_format=ACCESS_LOG_FORMAT)
+        web.AppRunner(
+            app,
+            shutdown_timeout=server.shutdown_grace,
+            access_log_format=ACCESS_LOG_FORMAT,
+            handler_args=handler_args,
+        )
         for app in (rest_app, mcp_app)
     ]
     try:
@@ -96,6 +158,10 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        draining = True  # /readyz answers 503 from now on
+        if server.drain_delay:
+            log.info("draining: /readyz is unready; still serving for %g s", server.drain_delay)
+            await asyncio.sleep(server.drain_delay)
         log.info(
             "shutting down: no new connections; waiting up to %g s for requests in flight",
             server.shutdown_grace,

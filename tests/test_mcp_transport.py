@@ -10,9 +10,10 @@ import pytest
 import tratta_customer_sessions
 from aiohttp.test_utils import TestClient, TestServer
 
-from host.adapters.mcp import TransportGuard, build_mcp_app
-from host.config import ConsumeConfig, HostConfig
+from host.adapters.mcp import McpSettings, TransportGuard, build_mcp_app
+from host.config import AuthConfig, ConsumeConfig, HostConfig, LimitsConfig
 from host.engine import Engine
+from host.inbound import Authenticator, ConcurrencyLimiter
 from host.plugins import load_catalog
 
 JSON = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -26,7 +27,12 @@ async def client() -> AsyncIterator[TestClient[Any, Any]]:
     engine = Engine.from_catalog(catalog, config, {})
     await engine.start()
     app = build_mcp_app(
-        engine, catalog, guard=TransportGuard.for_bind("127.0.0.1", (), ()), max_body_bytes=1024 * 1024
+        engine,
+        catalog,
+        guard=TransportGuard.for_bind("127.0.0.1", (), ()),
+        settings=McpSettings(1024 * 1024, 64, 30.0),
+        authenticator=Authenticator(AuthConfig(), {}, "mcp"),
+        limiter=ConcurrencyLimiter(LimitsConfig()),
     )
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client

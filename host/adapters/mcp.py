@@ -14,6 +14,7 @@ body size, JSON-RPC envelope.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -68,7 +69,8 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from host import __version__, templates
 from host.engine import Engine, Outcome, Target
-from host.errors import CallError, InvalidArguments
+from host.errors import BadRequest, CallError, Forbidden, InvalidArguments, Unauthorized
+from host.inbound import ANONYMOUS, Authenticator, ConcurrencyLimiter, check_depth
 from host.model import McpPrompt, McpResource, McpTool, UpstreamResponse
 from host.plugins import Catalog
 
@@ -394,11 +396,27 @@ class _OneShotDispatchContext:
         return None
 
 
+@dataclass(frozen=True)
+class McpSettings:
+    max_body_bytes: int
+    max_json_depth: int
+    request_timeout: float
+
+
+PRM_PATH = "/.well-known/oauth-protected-resource"
+
+
 def build_mcp_app(
-    engine: Engine, catalog: Catalog, *, guard: TransportGuard, max_body_bytes: int
+    engine: Engine,
+    catalog: Catalog,
+    *,
+    guard: TransportGuard,
+    settings: McpSettings,
+    authenticator: Authenticator,
+    limiter: ConcurrencyLimiter,
 ) -> web.Application:
     service = McpService(engine, catalog)
-    app = web.Application(client_max_size=max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -406,8 +424,22 @@ def build_mcp_app(
             yield
 
     app.cleanup_ctx.append(lifespan)
-    handler = _McpHandler(service, guard, max_body_bytes)
+    handler = _McpHandler(service, guard, settings, authenticator, limiter)
     app.router.add_route("*", MCP_PATH, handler.handle)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app.router.add_get("/healthz", healthz)
+    if authenticator.oauth is not None:
+        document = authenticator.oauth.metadata()
+
+        async def protected_resource(request: web.Request) -> web.Response:
+            return web.json_response(document)
+
+        # RFC 9728: at the well-known root, and suffixed with the resource path.
+        app.router.add_get(PRM_PATH, protected_resource)
+        app.router.add_get(PRM_PATH + MCP_PATH, protected_resource)
     return app
 
 
@@ -429,10 +461,20 @@ def _rpc_error(
 
 
 class _McpHandler:
-    def __init__(self, service: McpService, guard: TransportGuard, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        service: McpService,
+        guard: TransportGuard,
+        settings: McpSettings,
+        authenticator: Authenticator,
+        limiter: ConcurrencyLimiter,
+    ) -> None:
         self.service = service
         self.guard = guard
-        self.max_body_bytes = max_body_bytes
+        self.settings = settings
+        self.max_body_bytes = settings.max_body_bytes
+        self.authenticator = authenticator
+        self.limiter = limiter
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         headers = request.headers
@@ -442,6 +484,48 @@ class _McpHandler:
         if not self.guard.origin_ok(headers.get("Origin")):
             log.warning("MCP: refused Origin header; add it to [server] allowed_origins")
             return _rpc_error(None, INVALID_REQUEST, "Origin not allowed", status=403)
+        metadata_url = f"{request.scheme}://{request.host}{PRM_PATH}{MCP_PATH}"
+        try:
+            principal = await self.authenticator.authenticate(headers)
+        except Unauthorized as exc:
+            return web.json_response(
+                {"error": "invalid_token", "error_description": exc.detail},
+                status=401,
+                headers={"WWW-Authenticate": self.authenticator.challenge(metadata_url)},
+            )
+        except Forbidden as exc:
+            scope = " ".join(exc.extra.get("required_scopes", []))
+            challenge = (
+                f'Bearer error="insufficient_scope", scope="{scope}", resource_metadata="{metadata_url}"'
+            )
+            return web.json_response(
+                {"error": "insufficient_scope", "error_description": exc.detail},
+                status=403,
+                headers={"WWW-Authenticate": challenge},
+            )
+        client = principal.name if principal is not ANONYMOUS else (request.remote or "?")
+        try:
+            self.limiter.acquire(client)
+        except CallError as exc:
+            return _rpc_error(
+                None,
+                -32000,
+                exc.detail,
+                status=exc.status,
+                headers={"Retry-After": f"{exc.retry_after or 1:g}"},
+            )
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):
+                return await self._dispatch(request)
+        except TimeoutError:
+            return _rpc_error(
+                None, -32000, f"the request took longer than {self.settings.request_timeout:g} s", status=504
+            )
+        finally:
+            self.limiter.release(client)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        headers = request.headers
         if request.method != "POST":
             # Stateless server: no GET stream to open, no session to DELETE.
             return _rpc_error(
@@ -463,8 +547,11 @@ class _McpHandler:
             )
         try:
             message = json.loads(raw)
+            check_depth(message, self.settings.max_json_depth)
         except (ValueError, RecursionError):
             return _rpc_error(None, PARSE_ERROR, "Parse error", status=400)
+        except BadRequest as exc:
+            return _rpc_error(None, INVALID_REQUEST, exc.detail, status=400)
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or "method" not in message:
             if (
                 isinstance(message, dict)

@@ -7,15 +7,19 @@ maps it. Every error is ``application/problem+json`` (RFC 9457).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from host.engine import Engine, Outcome
-from host.errors import BadRequest, CallError, PayloadTooLarge
+from host.errors import BadRequest, CallError, PayloadTooLarge, RequestTimeout, StartupError, Unauthorized
+from host.inbound import ANONYMOUS, Authenticator, ConcurrencyLimiter, check_depth
 from host.model import RestResource
 from host.plugins import Catalog
 
@@ -25,6 +29,8 @@ PROBLEM_JSON = "application/problem+json"
 MOCK_HEADER = "X-Host-Mock"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# () -> (ready?, details for /readyz)
+Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 def problem(
@@ -55,7 +61,18 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except CallError as exc:
-        return problem(exc.status, exc.title, exc.detail, slug=exc.slug, instance=request.path, **exc.extra)
+        headers = {"Retry-After": f"{exc.retry_after:g}"} if exc.retry_after else {}
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = 'Bearer realm="capability-host"'
+        return problem(
+            exc.status,
+            exc.title,
+            exc.detail,
+            slug=exc.slug,
+            instance=request.path,
+            headers=headers,
+            **exc.extra,
+        )
     except web.HTTPRequestEntityTooLarge:
         err = PayloadTooLarge(f"request body is larger than {request.app[MAX_BODY]} bytes")
         return problem(err.status, err.title, err.detail, slug=err.slug, instance=request.path)
@@ -85,18 +102,81 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 MAX_BODY = web.AppKey("max_body", int)
+HEALTH_PATHS = ("/healthz", "/readyz")
 
 
-def build_rest_app(engine: Engine, catalog: Catalog, *, max_body_bytes: int) -> web.Application:
-    app = web.Application(client_max_size=max_body_bytes, middlewares=[problem_middleware])
-    app[MAX_BODY] = max_body_bytes
+@dataclass(frozen=True)
+class RestSettings:
+    max_body_bytes: int
+    max_json_depth: int
+    request_timeout: float
+
+
+def build_rest_app(
+    engine: Engine,
+    catalog: Catalog,
+    *,
+    settings: RestSettings,
+    authenticator: Authenticator,
+    limiter: ConcurrencyLimiter,
+    readiness: Readiness,
+) -> web.Application:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in HEALTH_PATHS:
+            return await handler(request)  # probes need no credentials and bypass the limits
+        principal = await authenticator.authenticate(request.headers)
+        client = principal.name if principal is not ANONYMOUS else (request.remote or "?")
+        limiter.acquire(client)
+        try:
+            async with asyncio.timeout(settings.request_timeout):
+                return await handler(request)
+        except TimeoutError:
+            raise RequestTimeout(f"the request took longer than {settings.request_timeout:g} s") from None
+        finally:
+            limiter.release(client)
+
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[problem_middleware, guard])
+    app[MAX_BODY] = settings.max_body_bytes
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        ready, details = readiness()
+        return web.json_response(
+            {"status": "ready" if ready else "unready", **details}, status=200 if ready else 503
+        )
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     for _, contributed in sorted(catalog.rest.items()):
         resource = contributed.item
-        app.router.add_route(resource.method.upper(), resource.path, _handler(resource, engine))
+        if resource.path in HEALTH_PATHS:
+            raise StartupError(
+                f"REST resource {resource.path} from {contributed.origin} clashes with the host's "
+                "own health endpoint"
+            )
+        app.router.add_route(
+            resource.method.upper(),
+            _aiohttp_path(resource.path),
+            _handler(resource, engine, settings.max_json_depth),
+        )
     return app
 
 
-def _handler(resource: RestResource, engine: Engine) -> Handler:
+def _aiohttp_path(path: str) -> str:
+    """aiohttp takes ``{identifier}`` only: ``{org-id}`` and ``{{id}}`` become ``{org_id}`` and ``{id}``."""
+    return re.sub(r"\{\{?\s*([^}\s]+)\s*\}?\}", lambda m: "{" + _identifier(m.group(1)) + "}", path)
+
+
+def _identifier(name: str) -> str:
+    return re.sub(r"\W", "_", name) if not name.isidentifier() else name
+
+
+def _handler(resource: RestResource, engine: Engine, max_json_depth: int) -> Handler:
+    # Route parameters whose names aiohttp cannot take come back under their original names.
+    renamed = {_identifier(n): n for n in re.findall(r"\{\{?\s*([^}\s]+)\s*\}?\}", resource.path)}
     target = engine.target(
         resource.operation,
         input_schema=resource.input_schema,
@@ -105,7 +185,7 @@ def _handler(resource: RestResource, engine: Engine) -> Handler:
     )
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        arguments: dict[str, Any] = dict(request.match_info)
+        arguments: dict[str, Any] = {renamed.get(k, k): v for k, v in request.match_info.items()}
         if resource.pass_undeclared:
             for name, value in request.query.items():
                 arguments.setdefault(name, value)
@@ -119,6 +199,7 @@ def _handler(resource: RestResource, engine: Engine) -> Handler:
             raw = await request.read()
             if raw:
                 body = _parse_json(raw, request.content_type, object_only=not resource.pass_undeclared)
+                check_depth(body, max_json_depth)
                 arguments[resource.body_argument] = body
                 if resource.pass_undeclared and isinstance(body, dict):
                     for name, value in body.items():

@@ -1,0 +1,73 @@
+"""Protecting upstreams and the host: a token bucket and a circuit breaker, per consumed API.
+
+Both are per process (per replica, per worker): with N workers an upstream sees
+up to N times the configured rate. Keep ``rate_limit`` at the upstream's quota
+divided by the number of processes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TokenBucket:
+    """``capacity`` calls per ``period`` seconds, refilled continuously; bursts up to ``capacity``."""
+
+    capacity: int
+    period: float
+    tokens: float = field(init=False)
+    updated: float = field(init=False, default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.capacity)
+
+    def take(self) -> float:
+        """Take a token: 0 when granted, else the seconds until one is available."""
+        now = time.monotonic()
+        rate = self.capacity / self.period
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / rate
+
+
+@dataclass
+class CircuitBreaker:
+    """Closed → open after ``threshold`` consecutive failures → one probe after ``reset_after`` s.
+
+    A successful probe closes the circuit; a failed one opens it again.
+    """
+
+    threshold: int
+    reset_after: float
+    failures: int = 0
+    opened_at: float | None = None
+    probing: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None
+
+    def admit(self) -> float:
+        """0 when a call may go ahead, else seconds until the next probe."""
+        if self.opened_at is None:
+            return 0.0
+        waited = time.monotonic() - self.opened_at
+        if waited >= self.reset_after and not self.probing:
+            self.probing = True  # let exactly one call through to probe the upstream
+            return 0.0
+        return max(1.0, math.ceil(self.reset_after - waited))
+
+    def record(self, ok: bool) -> None:
+        self.probing = False
+        if ok:
+            self.failures, self.opened_at = 0, None
+            return
+        self.failures += 1
+        if self.failures >= self.threshold:
+            self.opened_at = time.monotonic()

@@ -443,6 +443,13 @@ class Engine:
                 f"upstream {bound.api.namespace} answered {response.status}",
                 extra={"upstream_status": response.status},
             )
+        if response.body and "json" in response.content_type and operation.output_format == "json":
+            try:
+                json.loads(response.body)  # never pass a broken document on as if it were JSON
+            except ValueError:
+                raise UpstreamBadStatus(
+                    f"upstream {bound.api.namespace} answered {response.status} with invalid JSON"
+                ) from None
         return response
 
     def _mock(self, target: BoundOperation, arguments: Arguments) -> UpstreamResponse:

@@ -9,6 +9,7 @@ lets requests in flight finish (``[server] shutdown_grace``), then exits 0.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 from collections.abc import Mapping
@@ -65,13 +66,19 @@ def _announce(catalog: Catalog, engine: Engine) -> None:
         log.warning("no REST resources and no MCP tools: install a plugin (see `host plugins`)")
 
 
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def _check_exposure(config: HostConfig, authenticators: dict[str, Authenticator]) -> None:
     """Refuse to serve an open door: a non-loopback address needs inbound auth or an explicit opt-out."""
     server = config.server
-    if server.host in LOOPBACK:
+    if _is_loopback(server.host):
         return
     open_adapters = [name for name, auth in authenticators.items() if not auth.enabled]
     if not open_adapters:

@@ -48,6 +48,7 @@ class FakeTratta:
     port: int = 0
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
 
     @property
     def base_uri(self) -> str:
@@ -58,6 +59,8 @@ class FakeTratta:
             return [r for r in self.received if _customer(r) == customer_id]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path == "/jwks.json":
+            return web.json_response(self.jwks)
         body = await request.read()
         record = Received(request.method, request.path_qs, dict(request.headers), body)
         with self.lock:
@@ -79,8 +82,23 @@ class FakeTratta:
             )
         if scenario.startswith("status-5"):
             return web.json_response({"message": "Server Error"}, status=int(scenario[7:]))
+        if scenario == "status-401":
+            return web.json_response({"message": "Unauthenticated."}, status=401)
         if scenario == "slow":
             await asyncio.sleep(5)
+        if scenario == "hang":
+            await asyncio.sleep(60)
+        if scenario == "invalid-json":
+            return web.Response(status=201, body=b'{"data": {"id": ', content_type="application/json")
+        if scenario == "huge":
+            return web.Response(status=201, body=b" " * (3 * 1024 * 1024), content_type="application/json")
+        if scenario == "endless":
+            stream = web.StreamResponse(status=201, headers={"Content-Type": "application/json"})
+            await stream.prepare(request)
+            chunk = b" " * 65536
+            for _ in range(2048):  # bounded: 128 MiB at most, the host gives up long before
+                await stream.write(chunk)
+            return stream
         if scenario == "reset":
             assert request.transport is not None
             request.transport.close()

@@ -110,6 +110,7 @@ def load_catalog(
     discover: bool = True,
     environ: Mapping[str, str] | None = None,
     capability_files: Sequence[Path] = (),
+    stdio: bool = False,
 ) -> Catalog:
     """Load installed plugins (and ``extra_plugins``) and collect their contributions.
 
@@ -167,13 +168,19 @@ def load_catalog(
     ]
     files += [(Path(path), None) for path in capability_files]
     for path, plugin_name in files:
-        _load_file(catalog, path, plugin_name, strict=strict, environ=environ)
+        _load_file(catalog, path, plugin_name, strict=strict, environ=environ, stdio=stdio)
     _check_references(catalog)
     return catalog
 
 
 def _load_file(
-    catalog: Catalog, path: Path, plugin_name: str | None, *, strict: bool, environ: Mapping[str, str]
+    catalog: Catalog,
+    path: Path,
+    plugin_name: str | None,
+    *,
+    strict: bool,
+    environ: Mapping[str, str],
+    stdio: bool = False,
 ) -> None:
     from host.naftiko import load_capability  # the Naftiko engine builds on this module's types
 
@@ -197,7 +204,7 @@ def _load_file(
         version=None,
         apis=list(report.apis),
         rest=list(report.rest),
-        tools=list(report.tools),
+        tools=list(report.stdio_tools if stdio and report.stdio_tools else report.tools),
         resources=list(report.resources),
         prompts=list(report.prompts),
     )

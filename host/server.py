@@ -21,7 +21,7 @@ from mcp.server.stdio import stdio_server
 
 from host.adapters.mcp import MCP_PATH, McpService, McpSettings, TransportGuard, build_mcp_app
 from host.adapters.rest import RestSettings, build_rest_app
-from host.config import CapabilityFile, HostConfig
+from host.config import HostConfig
 from host.engine import Engine
 from host.errors import StartupError
 from host.inbound import Authenticator, ConcurrencyLimiter
@@ -199,7 +199,7 @@ async def serve_stdio(
     """
     if file is not None:
         catalog = load_catalog(
-            strict=strict, environ=environ, discover=False, capability_files=[CapabilityFile(path=file).path]
+            strict=strict, environ=environ, discover=False, capability_files=[file], stdio=True
         )
         engine = Engine.from_catalog(catalog, config, environ)
     else:

@@ -110,3 +110,39 @@ def test_tratta_file_renders_the_org_uuid_into_the_host(tmp_path: Path) -> None:
     host = start_host(config, rest_port, mcp_port, env={**env, "TRATTA_ORG_UUID": ORG_UUID})
     assert host.stop() == 0
     assert f"upstream https://{ORG_UUID}.production.tratta.io/api/v1" in host.log()
+
+
+async def test_stdio_transport_serves_the_file(tmp_path: Path) -> None:
+    from mcp import StdioServerParameters
+
+    capability = tmp_path / "static.yaml"
+    capability.write_text("""
+naftiko: 1.0.0-alpha2
+info: {label: Static, description: A static capability}
+capability:
+  exposes:
+  - type: mcp
+    namespace: static-mcp
+    transport: stdio
+    tools:
+    - name: hello
+      description: Say hello.
+      outputParameters:
+      - {type: object, value: {greeting: hello}}
+""")
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRATTA_", "HOST_"))}
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "host", "serve", "--stdio", str(capability)],
+        env=env,
+        cwd=str(ROOT),
+    )
+    for mode in ("auto", "legacy"):
+        async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
+            tools = await client.list_tools()
+            assert [tool.name for tool in tools.tools] == ["hello"]
+            result = await client.call_tool("hello", {})
+            assert not result.is_error and result.structured_content == {"greeting": "hello"}

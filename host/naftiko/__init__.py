@@ -36,6 +36,7 @@ class FileReport:
     resources: list[McpResource] = field(default_factory=list)
     prompts: list[McpPrompt] = field(default_factory=list)
     stdio_namespaces: list[str] = field(default_factory=list)
+    stdio_tools: list[McpTool] = field(default_factory=list)
     plugin: str | None = None
 
     @property
@@ -114,7 +115,7 @@ def load_capability(
         return report
     report.apis, report.rest, report.tools = compiled.apis, compiled.rest, compiled.tools
     report.resources, report.prompts = compiled.resources, compiled.prompts
-    report.stdio_namespaces = compiled.stdio_namespaces
+    report.stdio_namespaces, report.stdio_tools = compiled.stdio_namespaces, compiled.stdio_tools
     if strict and report.warnings:
         report.errors.extend(f"(strict) {warning}" for warning in report.warnings)
     return report

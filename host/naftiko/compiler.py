@@ -86,6 +86,7 @@ class Compiled:
     resources: list[McpResource] = field(default_factory=list)
     prompts: list[McpPrompt] = field(default_factory=list)
     stdio_namespaces: list[str] = field(default_factory=list)
+    stdio_tools: list[McpTool] = field(default_factory=list)
 
 
 @dataclass
@@ -145,7 +146,9 @@ class Compiler:
             self._exposes(adapter, f"capability.exposes[{index}]")
         if capability.get("aggregates"):
             self.warn("capability.aggregates", "aggregates are not supported; ignored")
-        served = self.out.rest or self.out.tools or self.out.resources or self.out.prompts
+        served = (
+            self.out.rest or self.out.tools or self.out.stdio_tools or self.out.resources or self.out.prompts
+        )
         if exposes and not self.declared:
             self.warn("capability.exposes", "the adapters declare no operations, tools, resources or prompts")
         elif not served and exposes:
@@ -406,10 +409,12 @@ class Compiler:
             for index, resource in enumerate(self._list(adapter, "resources", f"{path}.resources")):
                 self._rest_resource(resource, namespace, f"{path}.resources[{index}]")
         elif kind == "mcp":
-            if adapter.get("transport") == "stdio":
+            stdio = adapter.get("transport") == "stdio"
+            if stdio:
                 self.out.stdio_namespaces.append(namespace)
+                self.note(path, "stdio MCP adapter: its tools are served by `host serve --stdio FILE`")
             for index, tool in enumerate(self._list(adapter, "tools", f"{path}.tools")):
-                self._tool(tool, namespace, f"{path}.tools[{index}]")
+                self._tool(tool, namespace, f"{path}.tools[{index}]", stdio=stdio)
             for index, resource in enumerate(self._list(adapter, "resources", f"{path}.resources")):
                 self._mcp_resource(resource, namespace, f"{path}.resources[{index}]")
             for index, prompt in enumerate(self._list(adapter, "prompts", f"{path}.prompts")):
@@ -449,7 +454,7 @@ class Compiler:
                 )
             )
 
-    def _tool(self, raw: Any, namespace: str, path: str) -> None:
+    def _tool(self, raw: Any, namespace: str, path: str, *, stdio: bool = False) -> None:
         tool: ToolSpec | None = self._model(ToolSpec, raw, path)
         if tool is None:
             return
@@ -462,7 +467,7 @@ class Compiler:
         else:
             schema = self._derived_schema(tool, namespace, operation)
         hints = tool.hints or {}
-        self.out.tools.append(
+        (self.out.stdio_tools if stdio else self.out.tools).append(
             McpTool(
                 name=tool.name,
                 title=tool.label,

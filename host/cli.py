@@ -14,6 +14,7 @@ from pathlib import Path
 from host import __version__
 from host.config import HostConfig, load_config
 from host.errors import StartupError
+from host.observability import TEXT_FORMAT, JsonFormatter, RequestIdFilter
 from host.plugins import load_catalog
 from host.secrets import install_redaction
 
@@ -77,11 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _configure_logging(config: HostConfig) -> None:
-    logging.basicConfig(
-        level=config.logging.level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    formatter = JsonFormatter() if config.logging.format == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=config.logging.level, handlers=[handler], force=True)
     install_redaction(logging.getLogger().handlers)
 
 

@@ -144,6 +144,8 @@ def parse_rate(text: str) -> tuple[int, float]:
 
 class LoggingConfig(_Section):
     level: str = "INFO"
+    # "text" for people, "json" (one object per line) for log pipelines.
+    format: Literal["text", "json"] = "text"
 
     @field_validator("level")
     @classmethod

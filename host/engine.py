@@ -34,6 +34,7 @@ from jsonschema.exceptions import ValidationError
 from host import templates
 from host.config import ConsumeConfig, HostConfig, parse_rate
 from host.errors import (
+    CallError,
     InvalidArguments,
     NotConfigured,
     StartupError,
@@ -61,6 +62,7 @@ from host.model import (
     OutputMapping,
     UpstreamResponse,
 )
+from host.observability import CALLS, REQUEST_ID_HEADER, observe_upstream, request_id
 from host.plugins import Catalog
 from host.resilience import CircuitBreaker, TokenBucket
 from host.secrets import Secret
@@ -325,6 +327,7 @@ class Target:
     validator: ArgumentValidator | None  # None: the operation's own schema applies
     map_arguments: ArgumentMapping | None
     output: OutputMapping | None
+    label: str = ""  # the exposure, for metrics: "POST /v1/x" or "tool x"
 
 
 @dataclass(frozen=True)
@@ -399,13 +402,24 @@ class Engine:
         input_schema: JsonSchema | None = None,
         map_arguments: ArgumentMapping | None = None,
         output: OutputMapping | None = None,
+        label: str | None = None,
     ) -> Target:
         """Prepare an exposure's call. The schema is compiled here, once."""
         validator = ArgumentValidator(input_schema) if input_schema is not None else None
-        return Target(operation, validator, map_arguments, output)
+        return Target(operation, validator, map_arguments, output, label or operation)
 
     async def run(self, target: Target, arguments: Arguments) -> Outcome:
         """Validate, map, call, and map the result: the whole path of one exposure call."""
+        try:
+            outcome = await self._run(target, arguments)
+        except CallError as exc:
+            CALLS.labels(target.label, exc.slug).inc()
+            raise
+        status = outcome.response.status
+        CALLS.labels(target.label, "ok" if status < 400 else f"upstream-{status // 100}xx").inc()
+        return outcome
+
+    async def _run(self, target: Target, arguments: Arguments) -> Outcome:
         if target.validator is not None:
             target.validator.check(arguments)
         operation_arguments = target.map_arguments(arguments) if target.map_arguments else arguments
@@ -503,6 +517,9 @@ class Engine:
                 retry_after=max(1, round(wait)),
             )
         headers = {**bound.api.headers, **request.headers}
+        rid = request_id.get()
+        if rid != "-":
+            headers[REQUEST_ID_HEADER] = rid  # lets the upstream's logs be joined with ours
         if request.content_type:
             headers["Content-Type"] = request.content_type
         query = list(request.query)
@@ -587,19 +604,27 @@ class _Exchange:
     body: bytes | None
 
     async def send(self) -> UpstreamResponse:
-        async with self.session.request(
-            self.method,
-            self.url,
-            params=self.query or None,
-            data=self.body,
-            headers=self.headers,
-            timeout=self.bound.timeout,
-            allow_redirects=False,
-        ) as resp:
-            payload = await _read_capped(resp, self.bound)
-            kept = {k: v for k, v in resp.headers.items() if k.lower() in _KEPT_HEADERS}
-            content_type = resp.headers.get("Content-Type", "application/octet-stream")
-            return UpstreamResponse(resp.status, payload, content_type, kept)
+        started, status = time.perf_counter(), "error"
+        try:
+            async with self.session.request(
+                self.method,
+                self.url,
+                params=self.query or None,
+                data=self.body,
+                headers=self.headers,
+                timeout=self.bound.timeout,
+                allow_redirects=False,
+            ) as resp:
+                status = str(resp.status)
+                payload = await _read_capped(resp, self.bound)
+                kept = {k: v for k, v in resp.headers.items() if k.lower() in _KEPT_HEADERS}
+                content_type = resp.headers.get("Content-Type", "application/octet-stream")
+                return UpstreamResponse(resp.status, payload, content_type, kept)
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            status = "timeout"
+            raise
+        finally:
+            observe_upstream(self.bound.api.namespace, status, time.perf_counter() - started)
 
 
 # Upstream response headers worth passing back to callers (the rest describe the upstream's transport).

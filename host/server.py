@@ -25,6 +25,7 @@ from host.config import HostConfig
 from host.engine import Engine
 from host.errors import StartupError
 from host.inbound import Authenticator, ConcurrencyLimiter
+from host.observability import PLUGIN_FAILURES, http_middleware, metrics_handler
 from host.plugins import Catalog, load_catalog
 
 log = logging.getLogger("host")
@@ -134,6 +135,13 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
         limiter=ConcurrencyLimiter(limits),
         settings=McpSettings(server.max_body_bytes, limits.max_json_depth, limits.request_timeout),
     )
+
+    # Request ids and metrics wrap everything else on both ports.
+    rest_app.middlewares.insert(0, http_middleware("rest"))
+    mcp_app.middlewares.insert(0, http_middleware("mcp"))
+    rest_app.router.add_get("/metrics", metrics_handler)
+    for info in catalog.failures:
+        PLUGIN_FAILURES.labels(info.name).set(1)
 
     await engine.start()
     handler_args = {

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from host import __version__
 from host.engine import Engine, Outcome
 from host.errors import BadRequest, CallError, PayloadTooLarge, RequestTimeout, StartupError, Unauthorized
 from host.inbound import ANONYMOUS, Authenticator, ConcurrencyLimiter, check_depth
@@ -103,6 +104,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 MAX_BODY = web.AppKey("max_body", int)
 HEALTH_PATHS = ("/healthz", "/readyz")
+OPENAPI_PATH = "/openapi.json"
+RESERVED_PATHS = (*HEALTH_PATHS, OPENAPI_PATH, "/metrics")
 
 
 @dataclass(frozen=True)
@@ -150,12 +153,18 @@ def build_rest_app(
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    document = build_openapi(catalog, engine)
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get(OPENAPI_PATH, openapi)
     for _, contributed in sorted(catalog.rest.items()):
         resource = contributed.item
-        if resource.path in HEALTH_PATHS:
+        if resource.path in RESERVED_PATHS:
             raise StartupError(
                 f"REST resource {resource.path} from {contributed.origin} clashes with the host's "
-                "own health endpoint"
+                f"own endpoint {resource.path}"
             )
         app.router.add_route(
             resource.method.upper(),
@@ -182,6 +191,7 @@ def _handler(resource: RestResource, engine: Engine, max_json_depth: int) -> Han
         input_schema=resource.input_schema,
         map_arguments=resource.map_arguments,
         output=resource.output,
+        label=f"{resource.method.upper()} {resource.path}",
     )
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -248,3 +258,85 @@ def _render(outcome: Outcome) -> web.Response:
         content_type="application/json",
         headers=headers,
     )
+
+
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    },
+    "required": ["title", "status", "detail"],
+}
+
+
+def build_openapi(catalog: Catalog, engine: Engine) -> dict[str, Any]:
+    """An OpenAPI 3.1 document of the registered resources, schemas where the operations declare them."""
+    problem_response = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    paths: dict[str, dict[str, Any]] = {}
+    for _, contributed in sorted(catalog.rest.items()):
+        resource = contributed.item
+        path = re.sub(r"\{\{?\s*([^}\s]+)\s*\}?\}", r"{\1}", resource.path)
+        schema = dict(resource.input_schema or engine.validator_for(resource.operation).schema)
+        properties: dict[str, Any] = dict(schema.get("properties") or {})
+        required = set(schema.get("required") or ())
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": properties.get(name, {"type": "string"})}
+            for name in re.findall(r"\{([^}]+)\}", path)
+        ]
+        parameters += [
+            {
+                "name": name,
+                "in": where,
+                "required": name in required,
+                "schema": properties.get(name, {"type": "string"}),
+            }
+            for where, names in (("query", resource.query), ("header", resource.headers))
+            for name in names
+        ]
+        operation: dict[str, Any] = {
+            "operationId": _operation_id(resource),
+            "summary": resource.description.split("\n")[0] if resource.description else resource.operation,
+            "description": f"{resource.description}\n\nCalls `{resource.operation}` "
+            f"({contributed.origin}).".strip(),
+            "parameters": parameters,
+            "responses": {
+                "2XX": {
+                    "description": "The upstream's answer (mapped when the resource declares outputs).",
+                    "content": {"application/json": {"schema": {}}},
+                },
+                "400": {"description": "The request body is not valid JSON.", **problem_response},
+                "422": {
+                    "description": "The arguments break the declared schema; nothing was sent upstream.",
+                    **problem_response,
+                },
+                "4XX": {"description": "The upstream's own 4xx answer, passed through."},
+                "502": {"description": "The upstream failed or is unreachable.", **problem_response},
+                "504": {"description": "The upstream did not answer in time.", **problem_response},
+            },
+        }
+        if resource.body_argument is not None:
+            body_schema = properties.get(resource.body_argument, {"type": "object"})
+            operation["requestBody"] = {
+                "required": resource.body_argument in required,
+                "content": {"application/json": {"schema": body_schema}},
+            }
+        paths.setdefault(path, {})[resource.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "capability-host",
+            "version": __version__,
+            "description": "REST resources of the capabilities installed on this host.",
+        },
+        "paths": paths,
+        "components": {"schemas": {"Problem": _PROBLEM_SCHEMA}},
+    }
+
+
+def _operation_id(resource: RestResource) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", f"{resource.method}_{resource.path}").strip("_").lower()

@@ -1,0 +1,137 @@
+"""Metrics, request ids and log formats: what operators watch.
+
+* Prometheus metrics (``GET /metrics`` on the REST port): requests and latencies
+  per adapter and route, calls per exposure, upstream calls and latencies per
+  namespace, plugin load failures. Labels never carry secrets or caller data:
+  routes are patterns (``/v1/customers/{id}``), not concrete paths.
+* A request id per inbound request: taken from ``X-Request-Id`` when the
+  caller sends a sane one, else generated; returned in the response, sent
+  upstream, and stamped on every log line of that request.
+* Logs as plain text or one JSON object per line (``[logging] format``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+HTTP_REQUESTS = Counter(
+    "host_http_requests_total", "Inbound HTTP requests.", ("adapter", "route", "status"), registry=REGISTRY
+)
+HTTP_LATENCY = Histogram(
+    "host_http_request_duration_seconds",
+    "Inbound request latency.",
+    ("adapter", "route"),
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+CALLS = Counter(
+    "host_calls_total",
+    "Operation calls by exposure (REST resource or MCP tool) and outcome.",
+    ("exposure", "outcome"),
+    registry=REGISTRY,
+)
+UPSTREAM_REQUESTS = Counter(
+    "host_upstream_requests_total",
+    "Upstream calls by namespace and status.",
+    ("namespace", "status"),
+    registry=REGISTRY,
+)
+UPSTREAM_LATENCY = Histogram(
+    "host_upstream_request_duration_seconds",
+    "Upstream call latency.",
+    ("namespace",),
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+PLUGIN_FAILURES = Gauge(
+    "host_plugin_load_failures", "Plugins that failed to load (1 each).", ("plugin",), registry=REGISTRY
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def observe_upstream(namespace: str, status: str, seconds: float) -> None:
+    UPSTREAM_REQUESTS.labels(namespace, status).inc()
+    UPSTREAM_LATENCY.labels(namespace).observe(seconds)
+
+
+def http_middleware(adapter: str) -> Middleware:
+    """Request id in and out, plus request counts and latency per route pattern."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        offered = request.headers.get(REQUEST_ID_HEADER, "")
+        rid = offered if _SANE_ID.fullmatch(offered) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        route = request.match_info.route.resource
+        pattern = route.canonical if route is not None else "(unmatched)"
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers[REQUEST_ID_HEADER] = rid
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            exc.headers[REQUEST_ID_HEADER] = rid
+            raise
+        finally:
+            HTTP_REQUESTS.labels(adapter, pattern, str(status)).inc()
+            HTTP_LATENCY.labels(adapter, pattern).observe(time.perf_counter() - started)
+            request_id.reset(token)
+
+    return middleware
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps ``record.request_id`` so formats can show it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+        }
+        if record.exc_text:  # already scrubbed by the redaction filter
+            document["exception"] = record.exc_text
+        elif record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, ensure_ascii=False)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"

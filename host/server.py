@@ -42,7 +42,14 @@ def prepare(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> 
         capability_files=[entry.path for entry in config.capabilities],
     )
     engine = Engine.from_catalog(catalog, config, environ)
+    if not config.server.stdio:
+        _check_exposure(config, authenticators(config, environ))
     return catalog, engine
+
+
+def authenticators(config: HostConfig, environ: Mapping[str, str]) -> dict[str, Authenticator]:
+    """One per adapter; reads the keys from the environment (a missing one is a start-up error)."""
+    return {adapter: Authenticator(config.auth, environ, adapter) for adapter in ("rest", "mcp")}
 
 
 def _announce(catalog: Catalog, engine: Engine) -> None:
@@ -102,8 +109,7 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
     catalog, engine = prepare(config, strict=strict, environ=environ)
     _announce(catalog, engine)
     server, limits = config.server, config.limits
-    authenticators = {adapter: Authenticator(config.auth, environ, adapter) for adapter in ("rest", "mcp")}
-    _check_exposure(config, authenticators)
+    inbound = authenticators(config, environ)
 
     draining = False
 
@@ -121,7 +127,7 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
     rest_app = build_rest_app(
         engine,
         catalog,
-        authenticator=authenticators["rest"],
+        authenticator=inbound["rest"],
         limiter=ConcurrencyLimiter(limits),
         readiness=readiness,
         settings=RestSettings(server.max_body_bytes, limits.max_json_depth, limits.request_timeout),
@@ -131,7 +137,7 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
         engine,
         catalog,
         guard=guard,
-        authenticator=authenticators["mcp"],
+        authenticator=inbound["mcp"],
         limiter=ConcurrencyLimiter(limits),
         settings=McpSettings(server.max_body_bytes, limits.max_json_depth, limits.request_timeout),
     )

@@ -17,6 +17,7 @@ from host.errors import StartupError
 from host.observability import TEXT_FORMAT, JsonFormatter, RequestIdFilter
 from host.plugins import load_catalog
 from host.secrets import install_redaction
+from host.supervisor import worker_id
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--stdio", metavar="FILE", help="serve this capability file's MCP over stdin/stdout instead of HTTP"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="N worker processes sharing both ports (SO_REUSEPORT); also [server] workers",
     )
 
     check = commands.add_parser(
@@ -66,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.stdio or config.server.stdio:
                 file = Path(args.stdio) if args.stdio else None
                 return asyncio.run(serve_stdio(config, file, strict=args.strict, environ=os.environ))
+            workers = args.workers or config.server.workers
+            if workers > 1 and worker_id() is None:
+                return _supervise(config, args, workers)
             return asyncio.run(serve(config, strict=args.strict, environ=os.environ))
         if args.command == "check":
             return _check(config, args)
@@ -75,6 +85,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _supervise(config: HostConfig, args: argparse.Namespace, workers: int) -> int:
+    from host.server import prepare
+    from host.supervisor import supervise
+
+    if workers < 1:
+        raise StartupError("--workers must be at least 1")
+    prepare(config, strict=args.strict, environ=os.environ)  # a bad config fails here, once
+    worker_args = [
+        "serve",
+        *(["--config", args.config] if args.config else []),
+        *(["--strict"] if args.strict else []),
+    ]
+    return supervise(workers, worker_args, os.environ)
 
 
 def _configure_logging(config: HostConfig) -> None:

@@ -35,6 +35,8 @@ class ServerConfig(_Section):
     max_body_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
     # Serve MCP over stdin/stdout instead of the two ports (for a client that spawns the host).
     stdio: bool = False
+    # Worker processes sharing both ports (SO_REUSEPORT); 1 serves from this process.
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
     # Binding a non-loopback address with no inbound auth is refused unless this is set.
     allow_unauthenticated: bool = False
     # Seconds /readyz reports unready before the listeners close on SIGTERM (load balancer drain).

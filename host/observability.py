@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -26,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 REQUEST_ID_HEADER = "X-Request-Id"
+WORKER_HEADER = "X-Host-Worker"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -75,7 +77,11 @@ def observe_upstream(namespace: str, status: str, seconds: float) -> None:
 
 
 def http_middleware(adapter: str) -> Middleware:
-    """Request id in and out, plus request counts and latency per route pattern."""
+    """Request id in and out, plus request counts and latency per route pattern.
+
+    Under ``--workers`` every answer names its worker (``X-Host-Worker``), to trace it to a process.
+    """
+    worker = os.environ.get("HOST_WORKER_ID")
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -90,6 +96,8 @@ def http_middleware(adapter: str) -> Middleware:
             response = await handler(request)
             status = response.status
             response.headers[REQUEST_ID_HEADER] = rid
+            if worker:
+                response.headers[WORKER_HEADER] = worker
             return response
         except web.HTTPException as exc:
             status = exc.status

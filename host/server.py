@@ -27,6 +27,7 @@ from host.errors import StartupError
 from host.inbound import Authenticator, ConcurrencyLimiter
 from host.observability import PLUGIN_FAILURES, http_middleware, metrics_handler
 from host.plugins import Catalog, load_catalog
+from host.supervisor import worker_id
 
 log = logging.getLogger("host")
 
@@ -167,8 +168,10 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
     try:
         for runner in runners:
             await runner.setup()
-        rest_site = web.TCPSite(runners[0], server.host, server.rest_port)
-        mcp_site = web.TCPSite(runners[1], server.host, server.mcp_port)
+        # Workers share the ports: the kernel spreads connections across them.
+        shared = worker_id() is not None
+        rest_site = web.TCPSite(runners[0], server.host, server.rest_port, reuse_port=shared)
+        mcp_site = web.TCPSite(runners[1], server.host, server.mcp_port, reuse_port=shared)
         await rest_site.start()
         await mcp_site.start()
         log.info("REST listening on %s", _url(rest_site))

@@ -59,6 +59,12 @@ class InvalidArguments(CallError):
         super().__init__(f"invalid arguments: {first}", extra={"errors": self.errors})
 
 
+class MissingArgument(InvalidArguments):
+    """A required request parameter (path, query, header) has no value: the request cannot be built."""
+
+    status, title, slug = 400, "Bad Request", "missing-argument"
+
+
 class UpstreamUnreachable(CallError):
     status, title, slug = 502, "Bad Gateway", "upstream-unreachable"
 

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from host import templates
-from host.errors import InvalidArguments
+from host.errors import InvalidArguments, MissingArgument
 from host.formats import KNOWN_FORMATS
 from host.model import (
     ApiKeyAuth,
@@ -848,7 +848,7 @@ class NaftikoRequest:
             value = self._value(p, context, arguments)
             if value is None:
                 if p.required:
-                    raise InvalidArguments({p.name: [f"is required ({p.in_ or 'query'} parameter)"]})
+                    raise MissingArgument({p.name: [f"is required ({p.in_ or 'query'} parameter)"]})
                 continue
             where = p.in_ or "query"
             if where == "query":
@@ -868,7 +868,7 @@ class NaftikoRequest:
             headers["Cookie"] = "; ".join(cookies)
 
         def missing(name: str) -> str:
-            raise InvalidArguments({name.split(".", 1)[-1]: ["is required (path parameter)"]})
+            raise MissingArgument({name.split(".", 1)[-1]: ["is required (path parameter)"]})
 
         path = templates.render(self.path, context, on_missing=missing, encode=lambda v: quote(v, safe=""))
         data, content_type = self._body(context, arguments, body_params)

@@ -36,6 +36,7 @@ from host.config import ConsumeConfig, HostConfig, parse_rate
 from host.errors import (
     CallError,
     InvalidArguments,
+    MissingArgument,
     NotConfigured,
     StartupError,
     TooManyRequests,
@@ -693,7 +694,7 @@ async def _read_capped(resp: aiohttp.ClientResponse, bound: BoundApi) -> bytes:
 
 def _render_path(template: str, arguments: Arguments) -> str:
     def missing(name: str) -> str:
-        raise InvalidArguments({name: ["is required (path parameter)"]})
+        raise MissingArgument({name: ["is required (path parameter)"]})
 
     return templates.render(template, arguments, on_missing=missing, encode=lambda v: quote(v, safe=""))
 

@@ -648,7 +648,10 @@ class Compiler:
         def add(name: str, source: InputParameter | None) -> None:
             if name in properties:
                 return
-            properties[name] = self._param_schema(source, "") if source else {"type": "string"}
+            # An argument nothing declares may be any JSON value: a body template keeps arrays and numbers.
+            properties[name] = (
+                self._param_schema(source, "") if source else {"description": f"passed to {operation}"}
+            )
             if source is not None and source.required:
                 required.append(name)
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from host import __version__
+from host import __version__, scaffold
 from host.config import HostConfig, load_config
 from host.errors import StartupError
 from host.observability import TEXT_FORMAT, JsonFormatter, RequestIdFilter
@@ -59,11 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", help="list installed plugins and what each contributes")
     plugins.add_argument("--config", metavar="FILE", help="host.toml, for [plugins] load")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    scaffold.add_subcommand(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "new-plugin":
+        return scaffold.run(args)
     try:
         config = load_config(args.config)
         _configure_logging(config)

@@ -198,9 +198,11 @@ def _load_file(
             raise StartupError(f"{path}: cannot be served (strict mode): {report.errors[0]}")
         log.error("%s: not served (fix the errors above)", path)
         return
-    info = PluginInfo(name=FILE_PREFIX + str(path))
+    # A plugin's file is listed under that plugin; the items still name the file as their origin.
+    owner = next((info for info in catalog.plugins if info.name == plugin_name), None)
     staged = _Staged(
-        info=info,
+        info=owner or PluginInfo(name=FILE_PREFIX + str(path)),
+        label=FILE_PREFIX + str(path),
         version=None,
         apis=list(report.apis),
         rest=list(report.rest),
@@ -225,6 +227,7 @@ def _selection(only: Sequence[str] | None, environ: Mapping[str, str]) -> set[st
 class _Staged:
     info: PluginInfo
     version: str | None
+    label: str = ""  # who the items are credited to in clash messages; default: the plugin
     apis: list[ConsumedApi] = field(default_factory=list)
     rest: list[RestResource] = field(default_factory=list)
     tools: list[McpTool] = field(default_factory=list)
@@ -266,7 +269,7 @@ def _typed(kind: type[T], into: list[T]) -> Callable[[T], None]:
 
 def _merge(catalog: Catalog, staged: _Staged) -> None:
     """Add a plugin's items, refusing any clash with what is already there."""
-    name, version, info = staged.info.name, staged.version, staged.info
+    name, version, info = staged.label or staged.info.name, staged.version, staged.info
     for api in staged.apis:
         _claim(
             catalog.apis,

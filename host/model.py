@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from host.formats import decode
+from host.reporting import CallReport, current_report
 
 JsonSchema = Mapping[str, Any]
 Arguments = Mapping[str, Any]
@@ -142,12 +143,18 @@ class UpstreamResponse:
 
 @dataclass(frozen=True)
 class MockRequest:
-    """What a mock handler sees: the request the host would have sent."""
+    """What a mock handler sees: the request the host would have sent.
+
+    ``report`` sends progress and log messages to the caller while the mock runs
+    (see :mod:`host.reporting`): over MCP they reach the client on the call's
+    response stream; elsewhere they are dropped.
+    """
 
     method: str
     path: str
     arguments: Arguments
     json_body: Any
+    report: CallReport = field(default_factory=current_report, compare=False, repr=False)
 
 
 MockHandler = Callable[[MockRequest], UpstreamResponse]
@@ -243,11 +250,191 @@ class ToolHints:
     open_world: bool | None = None
 
 
+# --- MCP content: what tool results and prompt messages carry besides plain text ---
+
+
+@dataclass(frozen=True)
+class TextBlock:
+    """Text content. In a prompt message, ``{argument}`` placeholders are filled."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ImageBlock:
+    """An image: raw bytes (sent base64-encoded) and their media type, e.g. ``image/png``."""
+
+    data: bytes
+    mime_type: str
+
+
+@dataclass(frozen=True)
+class AudioBlock:
+    """Audio: raw bytes (sent base64-encoded) and their media type, e.g. ``audio/wav``."""
+
+    data: bytes
+    mime_type: str
+
+
+@dataclass(frozen=True)
+class ResourceBlock:
+    """An embedded resource: ``text`` or ``blob`` (bytes, sent base64-encoded), exactly one.
+
+    In a prompt message, ``{argument}`` placeholders in ``uri`` and ``text`` are filled.
+    """
+
+    uri: str
+    mime_type: str | None = None
+    text: str | None = None
+    blob: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if (self.text is None) == (self.blob is None):
+            raise ValueError(f"ResourceBlock {self.uri}: give exactly one of text and blob")
+
+
+ContentBlock = TextBlock | ImageBlock | AudioBlock | ResourceBlock
+
+
+@dataclass(frozen=True)
+class ToolContent:
+    """A tool result made of content blocks, returned by an :class:`McpTool` ``output`` mapping.
+
+    ``structured`` becomes the result's ``structuredContent`` (a JSON object).
+    """
+
+    blocks: tuple[ContentBlock, ...]
+    structured: Mapping[str, Any] | None = None
+
+
+# --- Input from the client during a call (MCP 2026-07-28 input requests, SEP-2322) ---
+
+# The client capability each input request method needs.
+INPUT_CAPABILITIES: Mapping[str, str] = MappingProxyType(
+    {"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}
+)
+
+
+@dataclass(frozen=True)
+class InputRequest:
+    """One request the client must fulfil before a call can complete.
+
+    ``params`` are the wire params of the request (camelCase). Use the constructors.
+    """
+
+    method: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in INPUT_CAPABILITIES:
+            raise ValueError(
+                f"input request method {self.method!r} is not one of {', '.join(INPUT_CAPABILITIES)}"
+            )
+
+    @property
+    def capability(self) -> str:
+        """The client capability the request needs: ``elicitation``, ``sampling`` or ``roots``."""
+        return INPUT_CAPABILITIES[self.method]
+
+    @classmethod
+    def elicit(cls, message: str, schema: JsonSchema) -> InputRequest:
+        """Ask the user to fill a form: ``schema`` is a flat object schema of primitive properties."""
+        return cls("elicitation/create", {"message": message, "requestedSchema": dict(schema)})
+
+    @classmethod
+    def sample(cls, prompt: str, *, max_tokens: int, system_prompt: str | None = None) -> InputRequest:
+        """Ask the client's model to complete ``prompt``."""
+        params: dict[str, Any] = {
+            "messages": [{"role": "user", "content": {"type": "text", "text": prompt}}],
+            "maxTokens": max_tokens,
+        }
+        if system_prompt is not None:
+            params["systemPrompt"] = system_prompt
+        return cls("sampling/createMessage", params)
+
+    @classmethod
+    def list_roots(cls) -> InputRequest:
+        """Ask for the client's roots (directories or files it offers to work on)."""
+        return cls("roots/list", {})
+
+
+@dataclass(frozen=True)
+class InputRequired:
+    """Returned by a ``request_input`` hook: ask the client for ``requests``, keyed by names of your choosing.
+
+    ``state`` (a JSON object) comes back in the next round's :attr:`InputRound.state`. The host
+    encrypts and signs it, binds it to the call (tool or prompt, and arguments) and lets it
+    expire, so a client can neither read nor alter it.
+    """
+
+    requests: Mapping[str, InputRequest]
+    state: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.requests:
+            raise ValueError("InputRequired needs at least one request")
+
+
+@dataclass(frozen=True)
+class InputRound:
+    """What a ``request_input`` hook sees on each round of a call.
+
+    :param arguments: the call's arguments as the client sent them (not yet validated).
+    :param responses: the client's answers, keyed like the requests, as sent on the wire
+        (``{"action": "accept", "content": {...}}`` for an elicitation, a sampling result, a
+        roots list). Keys the hook did not ask for may appear: ignore them.
+    :param state: the ``state`` of the previous round's :class:`InputRequired` (``{}`` on the first).
+    :param client_capabilities: what the client declared on this request (``sampling``,
+        ``elicitation``, ``roots``, ...); empty on handshake-era requests, which cannot
+        carry input requests. Ask only for what the client declared.
+    """
+
+    arguments: Arguments
+    responses: Mapping[str, Mapping[str, Any]]
+    state: Mapping[str, Any]
+    client_capabilities: frozenset[str] = frozenset()
+
+    def accepted(self, key: str) -> Mapping[str, Any] | None:
+        """The form content of elicitation response ``key`` when the user accepted; else ``None``."""
+        response = self.responses.get(key)
+        if not isinstance(response, Mapping) or response.get("action") != "accept":
+            return None
+        content = response.get("content")
+        return content if isinstance(content, Mapping) else {}
+
+    def sampled_text(self, key: str) -> str | None:
+        """The text of sampling response ``key``; ``None`` when absent or not text."""
+        response = self.responses.get(key)
+        content = response.get("content") if isinstance(response, Mapping) else None
+        if isinstance(content, list):
+            content = next((c for c in content if isinstance(c, Mapping) and c.get("type") == "text"), None)
+        if isinstance(content, Mapping) and isinstance(content.get("text"), str):
+            return str(content["text"])
+        return None
+
+    def roots(self, key: str) -> list[Mapping[str, Any]] | None:
+        """The roots of roots/list response ``key``; ``None`` when absent."""
+        response = self.responses.get(key)
+        roots = response.get("roots") if isinstance(response, Mapping) else None
+        return [r for r in roots if isinstance(r, Mapping)] if isinstance(roots, list) else None
+
+
+# A tool's or prompt's input hook: ask the client (InputRequired), or return the arguments to
+# continue with (for a tool, what its operation is called with; for a prompt, what its messages
+# are rendered with).
+InputHook = Callable[[InputRound], InputRequired | Mapping[str, Any]]
+
+
 @dataclass(frozen=True)
 class McpTool:
     """An MCP tool calling ``operation`` with the tool's arguments.
 
     ``input_schema=None`` advertises (and enforces) the operation's schema.
+    ``output`` may return a :class:`ToolContent` to answer with content blocks.
+    ``requires_client`` names client capabilities (``sampling``, ``elicitation``, ``roots``)
+    the tool needs: a 2026-07-28 request that does not declare one is refused with
+    error -32021 before anything runs. ``request_input`` is called before the operation,
+    on every round of the call (see :class:`InputRound`).
     """
 
     name: str
@@ -258,6 +445,8 @@ class McpTool:
     hints: ToolHints = ToolHints()
     output: OutputMapping | None = None
     map_arguments: ArgumentMapping | None = None
+    requires_client: tuple[str, ...] = ()
+    request_input: InputHook | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +454,9 @@ class McpResource:
     """An MCP resource: fixed ``text``, or the result of calling ``operation``.
 
     ``uri`` may be a template (``docs://{id}``); its variables become arguments.
+    An operation's answer is sent as text, or as a base64 blob when its format is
+    ``binary`` or its media type is not textual; an ``output`` mapping returning
+    ``bytes`` gives a blob too.
     """
 
     uri: str
@@ -280,17 +472,26 @@ class McpResource:
 
 @dataclass(frozen=True)
 class PromptArgument:
+    """A prompt argument. ``choices`` are offered by ``completion/complete`` (prefix-filtered)."""
+
     name: str
     description: str = ""
     required: bool = False
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class McpPrompt:
-    """An MCP prompt: messages whose ``{argument}`` placeholders are filled on ``prompts/get``."""
+    """An MCP prompt: messages whose ``{argument}`` placeholders are filled on ``prompts/get``.
+
+    A message is ``(role, content)``: a text template, or a content block (text and
+    resource blocks are filled from the arguments too). ``request_input`` may ask the
+    client for input first and returns the arguments to render with.
+    """
 
     name: str
     description: str = ""
     title: str | None = None
     arguments: tuple[PromptArgument, ...] = ()
-    messages: tuple[tuple[str, str], ...] = ()  # (role, template)
+    messages: tuple[tuple[str, str | ContentBlock], ...] = ()
+    request_input: InputHook | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 log = logging.getLogger("host.supervisor")
 
 WORKER_ENV = "HOST_WORKER_ID"
+STATE_KEYS_ENV = "HOST_REQUEST_STATE_KEYS"
 RESTART_DELAY_MIN, RESTART_DELAY_MAX = 0.5, 10.0
 
 
@@ -49,8 +51,11 @@ def supervise(workers: int, worker_args: Sequence[str], environ: Mapping[str, st
                 if worker.process.poll() is None:
                     worker.process.send_signal(signal.SIGTERM)
 
+    # Input-required MCP results carry encrypted state that any worker must be able to open again.
+    shared = {STATE_KEYS_ENV: environ.get(STATE_KEYS_ENV) or secrets.token_urlsafe(48)}
+
     def spawn(number: int) -> Worker:
-        env = {**environ, WORKER_ENV: str(number)}
+        env = {**environ, **shared, WORKER_ENV: str(number)}
         process = subprocess.Popen([sys.executable, "-m", "host", *worker_args], env=env)
         log.info("supervisor: worker %d started (pid %d)", number, process.pid)
         return Worker(number, process)

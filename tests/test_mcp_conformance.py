@@ -46,6 +46,9 @@ def _tooling_installed() -> bool:
     return all(os.access(path, os.X_OK) for path in (TOOLS_BIN / "node", CONFORMANCE, INSPECTOR))
 
 
+if os.environ.get("HOST_REQUIRE_MCP_TOOLS") and not _tooling_installed():  # CI must not skip silently
+    raise RuntimeError("HOST_REQUIRE_MCP_TOOLS is set but scripts/mcp_tools.sh has not installed the tooling")
+
 pytestmark = pytest.mark.skipif(
     not _tooling_installed(),
     reason="MCP conformance tooling is not installed (.tools/bin/conformance, .tools/bin/mcp-inspector): "

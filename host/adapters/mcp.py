@@ -117,6 +117,7 @@ from host.model import (
     ToolContent,
     UpstreamResponse,
 )
+from host.observability import REQUEST_ID_HEADER, request_id
 from host.plugins import Catalog
 from host.reporting import check_level, reporting
 from host.secrets import Secret
@@ -808,7 +809,10 @@ class _EventStream:
         """Send a notification, starting the stream if need be; dropped once the client is gone."""
         async with self._lock:
             if self.response is None:
-                response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+                # Headers go out with the first event, before any middleware sees the response.
+                response = web.StreamResponse(
+                    status=200, headers={**SSE_HEADERS, REQUEST_ID_HEADER: request_id.get()}
+                )
                 if self.request.get(_MOCKED):
                     response.headers[MOCK_HEADER] = "true"
                 await response.prepare(self.request)

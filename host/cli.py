@@ -1,4 +1,4 @@
-"""Command line: ``host serve`` and ``host plugins``."""
+"""Command line: ``host serve``, ``host check``, ``host plugins`` and ``host new-plugin``."""
 
 from __future__ import annotations
 

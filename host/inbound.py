@@ -12,6 +12,7 @@ configuration alone).
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import logging
@@ -23,8 +24,10 @@ from typing import Any, Literal
 import aiohttp
 import jwt
 
+from host import templates
 from host.config import AuthConfig, LimitsConfig, OAuthConfig
 from host.errors import BadRequest, Forbidden, StartupError, TooManyRequests, Unauthorized, Unavailable
+from host.model import CallerAuth, Credential, EnvVar
 from host.secrets import Secret
 
 log = logging.getLogger("host.inbound")
@@ -222,3 +225,38 @@ def check_depth(document: Any, limit: int) -> None:
             stack.extend((value, depth + 1) for value in node.values() if isinstance(value, (dict, list)))
         elif isinstance(node, list):
             stack.extend((value, depth + 1) for value in node if isinstance(value, (dict, list)))
+
+
+class CallerCheck:
+    """One exposure's own credential (``CallerAuth``), resolved once, compared in constant time."""
+
+    def __init__(self, auth: CallerAuth, environ: Mapping[str, str], origin: str) -> None:
+        values = {var.key: environ[var.name] for var in auth.variables if environ.get(var.name)}
+
+        def resolve(credential: Credential, what: str) -> str:
+            if isinstance(credential, EnvVar):
+                value = environ.get(credential.name, "")
+            else:
+                value = templates.render(credential, values, single_brace=False)
+            if not value:
+                raise StartupError(
+                    f"{origin}: the caller {what} has no value; export the environment variable "
+                    f"behind {credential!r}"
+                )
+            return value
+
+        self.kind = auth.kind
+        self.name = auth.name
+        secret = resolve(auth.secret, "credential")
+        if auth.kind == "basic":
+            user = resolve(auth.username or "", "username")
+            secret = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+        elif auth.kind == "bearer":
+            secret = "Bearer " + secret
+        self.expected = Secret(secret)
+
+    def check(self, headers: Mapping[str, str]) -> None:
+        header = self.name if self.kind == "apikey" else "Authorization"
+        presented = headers.get(header, "").strip()
+        if not hmac.compare_digest(presented.encode(), self.expected.reveal().encode()):
+            raise Unauthorized(f"this operation requires its own credential ({self.kind}, header {header})")

@@ -88,6 +88,22 @@ class ApiKeyAuth:
 
 
 @dataclass(frozen=True)
+class CallerAuth:
+    """What a caller must present to use one exposure (a capability file's ``exposes[].authentication``).
+
+    ``kind`` is ``bearer`` (``Authorization: Bearer <secret>``), ``apikey`` (header ``name: <secret>``) or
+    ``basic`` (``username`` and ``secret`` as the password). Credentials are templates over ``variables``
+    or environment variables, resolved at start-up; callers never send them in the query string.
+    """
+
+    kind: str
+    secret: Credential
+    name: str = "Authorization"
+    username: Credential | None = None
+    variables: tuple[EnvVar, ...] = ()
+
+
+@dataclass(frozen=True)
 class UnsupportedAuth:
     """An authentication type the host cannot perform: calls fail, never unauthenticated."""
 
@@ -238,6 +254,7 @@ class RestResource:
     pass_undeclared: bool = False
     input_schema: JsonSchema | None = None
     map_arguments: ArgumentMapping | None = None
+    caller_auth: CallerAuth | None = None
 
 
 @dataclass(frozen=True)
@@ -447,6 +464,7 @@ class McpTool:
     map_arguments: ArgumentMapping | None = None
     requires_client: tuple[str, ...] = ()
     request_input: InputHook | None = None
+    caller_auth: CallerAuth | None = None
 
 
 @dataclass(frozen=True)

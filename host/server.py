@@ -128,6 +128,7 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
     rest_app = build_rest_app(
         engine,
         catalog,
+        environ=environ,
         authenticator=inbound["rest"],
         limiter=ConcurrencyLimiter(limits),
         readiness=readiness,
@@ -141,6 +142,7 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
         authenticator=inbound["mcp"],
         limiter=ConcurrencyLimiter(limits),
         settings=McpSettings(server.max_body_bytes, limits.max_json_depth, limits.request_timeout),
+        environ=environ,
     )
 
     # Request ids and metrics wrap everything else on both ports.

@@ -216,3 +216,70 @@ def test_startup_refuses_an_open_public_bind_and_missing_keys(tmp_path: Path) ->
         and "shorter than 16" in result.stderr
         and "short" not in result.stderr.split("HOST_KEY_CI")[0]
     )
+
+
+CAPABILITY_WITH_AUTH = """
+naftiko: 1.0.0-alpha2
+info: {label: Guarded, description: A capability whose adapters require their own credentials}
+binds:
+- namespace: env
+  keys: {GUARD_TOKEN: CAP_GUARD_TOKEN, GUARD_KEY: CAP_GUARD_KEY}
+capability:
+  exposes:
+  - type: rest
+    namespace: guarded-rest
+    authentication: {type: bearer, token: '{{GUARD_TOKEN}}'}
+    resources:
+    - path: /v1/guarded
+      operations:
+      - method: GET
+        outputParameters:
+        - {type: object, value: {secret: stuff}}
+  - type: mcp
+    namespace: guarded-mcp
+    authentication: {type: apikey, key: X-Guard-Key, value: '{{GUARD_KEY}}', placement: header}
+    tools:
+    - name: guarded
+      description: A guarded tool.
+      outputParameters:
+      - {type: object, value: {secret: stuff}}
+"""
+
+
+async def test_a_capability_files_own_exposes_authentication(tmp_path: Path) -> None:
+    capability = tmp_path / "guarded.yaml"
+    capability.write_text(CAPABILITY_WITH_AUTH)
+    config, rest_port, mcp_port = write_config(
+        tmp_path, consumes="", extra=f'[[capabilities]]\npath = "{capability}"\n'
+    )
+    token, key = "guard-token-0123456789", "guard-key-0123456789"
+    host = start_host(
+        config,
+        rest_port,
+        mcp_port,
+        env={"HOST_LOAD_PLUGINS": "", "CAP_GUARD_TOKEN": token, "CAP_GUARD_KEY": key},
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(host.rest + "/v1/guarded") as resp:
+                assert resp.status == 401
+            async with session.get(
+                host.rest + "/v1/guarded", headers={"Authorization": "Bearer nope"}
+            ) as resp:
+                assert resp.status == 401
+            async with session.get(
+                host.rest + "/v1/guarded", headers={"Authorization": f"Bearer {token}"}
+            ) as resp:
+                assert resp.status == 200 and await resp.json() == {"secret": "stuff"}
+        async with (
+            httpx2.AsyncClient(headers={"X-Guard-Key": key}) as http,
+            Client(streamable_http_client(host.mcp, http_client=http)) as client,
+        ):
+            result = await client.call_tool("guarded", {})
+            assert not result.is_error and result.structured_content == {"secret": "stuff"}
+        async with Client(host.mcp) as client:
+            refused = await client.call_tool("guarded", {})
+            assert refused.is_error and "Unauthorized" in refused.content[0].text  # type: ignore[union-attr]
+    finally:
+        assert host.stop() == 0
+    assert token not in host.log() and key not in host.log()

@@ -101,7 +101,7 @@ from pydantic import ValidationError
 from host import __version__, templates
 from host.engine import Engine, Outcome, Target
 from host.errors import BadRequest, CallError, Forbidden, InvalidArguments, StartupError, Unauthorized
-from host.inbound import ANONYMOUS, Authenticator, ConcurrencyLimiter, check_depth
+from host.inbound import ANONYMOUS, Authenticator, CallerCheck, ConcurrencyLimiter, check_depth
 from host.model import (
     AudioBlock,
     ContentBlock,
@@ -154,6 +154,7 @@ class _ToolEntry:
     wire: Tool
     target: Target
     param_headers: bool  # the input schema mirrors arguments into Mcp-Param-* headers
+    caller_check: CallerCheck | None = None  # the tool's own credential (a capability file's exposes auth)
 
 
 @dataclass
@@ -262,7 +263,14 @@ class McpService:
             output=tool.output,
             label=f"tool {tool.name}",
         )
-        self.tools[tool.name] = _ToolEntry(tool, wire, target, bool(x_mcp_header_map(schema)))
+        check = None
+        if tool.caller_auth is not None:
+            check = CallerCheck(
+                tool.caller_auth,
+                os.environ if self.environ is None else self.environ,
+                f"MCP tool {tool.name!r}",
+            )
+        self.tools[tool.name] = _ToolEntry(tool, wire, target, bool(x_mcp_header_map(schema)), check)
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
@@ -276,6 +284,12 @@ class McpService:
         if entry is None:
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {params.name}")
         _require_client(ctx, entry.spec.requires_client)
+        if entry.caller_check is not None:
+            headers = ctx.request.headers if isinstance(ctx.request, web.Request) else {}
+            try:
+                entry.caller_check.check(headers)
+            except Unauthorized as exc:
+                return _error_result(f"Unauthorized: {exc.detail}; nothing was sent upstream")
         arguments: Mapping[str, Any] = params.arguments or {}
         if entry.spec.request_input is not None:
             answer = _ask(ctx, entry.spec.request_input, arguments, params.request_state)

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from aiohttp import web
 from host import __version__
 from host.engine import Engine, Outcome
 from host.errors import BadRequest, CallError, PayloadTooLarge, RequestTimeout, StartupError, Unauthorized
-from host.inbound import ANONYMOUS, Authenticator, ConcurrencyLimiter, check_depth
+from host.inbound import ANONYMOUS, Authenticator, CallerCheck, ConcurrencyLimiter, check_depth
 from host.model import RestResource
 from host.plugins import Catalog
 
@@ -119,6 +119,7 @@ def build_rest_app(
     engine: Engine,
     catalog: Catalog,
     *,
+    environ: Mapping[str, str],
     settings: RestSettings,
     authenticator: Authenticator,
     limiter: ConcurrencyLimiter,
@@ -169,7 +170,7 @@ def build_rest_app(
         app.router.add_route(
             resource.method.upper(),
             _aiohttp_path(resource.path),
-            _handler(resource, engine, settings.max_json_depth),
+            _handler(resource, engine, settings.max_json_depth, environ, contributed.origin),
         )
     return app
 
@@ -183,7 +184,12 @@ def _identifier(name: str) -> str:
     return re.sub(r"\W", "_", name) if not name.isidentifier() else name
 
 
-def _handler(resource: RestResource, engine: Engine, max_json_depth: int) -> Handler:
+def _handler(
+    resource: RestResource, engine: Engine, max_json_depth: int, environ: Mapping[str, str], origin: str
+) -> Handler:
+    caller_check = None
+    if resource.caller_auth is not None:
+        caller_check = CallerCheck(resource.caller_auth, environ, f"REST resource {resource.path} ({origin})")
     # Route parameters whose names aiohttp cannot take come back under their original names.
     renamed = {_identifier(n): n for n in re.findall(r"\{\{?\s*([^}\s]+)\s*\}?\}", resource.path)}
     target = engine.target(
@@ -195,6 +201,8 @@ def _handler(resource: RestResource, engine: Engine, max_json_depth: int) -> Han
     )
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        if caller_check is not None:
+            caller_check.check(request.headers)  # before reading anything
         arguments: dict[str, Any] = {renamed.get(k, k): v for k, v in request.match_info.items()}
         if resource.pass_undeclared:
             for name, value in request.query.items():

@@ -29,6 +29,7 @@ from host.model import (
     Auth,
     BasicAuth,
     BearerAuth,
+    CallerAuth,
     ConsumedApi,
     ConsumedOperation,
     DigestAuth,
@@ -117,6 +118,7 @@ class Compiler:
         self.out = Compiled()
         self.ops: dict[str, _Op] = {}
         self.declared = 0  # exposure items the file declares, served or not
+        self.caller_auth: CallerAuth | None = None  # the current adapter's own inbound authentication
         self.variables: list[EnvVar] = []
 
     # -- entry -----------------------------------------------------------
@@ -405,6 +407,7 @@ class Compiler:
                         len(i.get("operations") or []) if kind == "rest" and isinstance(i, dict) else 1
                         for i in items
                     )
+        self.caller_auth = self._caller_auth(adapter.get("authentication"), f"{path}.authentication")
         if kind == "rest":
             for index, resource in enumerate(self._list(adapter, "resources", f"{path}.resources")):
                 self._rest_resource(resource, namespace, f"{path}.resources[{index}]")
@@ -423,6 +426,28 @@ class Compiler:
             self.note(path, f"{kind} adapter loaded but not served by this host")
         else:
             self.warn(f"{path}.type", f"exposes type {kind!r} is not supported; skipped")
+
+    def _caller_auth(self, raw: Any, path: str) -> CallerAuth | None:
+        """An adapter's own inbound authentication: bearer, apikey (header) or basic."""
+        if raw is None:
+            return None
+        spec: AuthSpec | None = self._model(AuthSpec, raw, path)
+        if spec is None:
+            return None
+        kind = spec.type.lower()
+        if kind == "bearer" and spec.token:
+            return CallerAuth("bearer", spec.token, variables=tuple(self.variables))
+        if kind == "apikey" and (spec.key or (spec.model_extra or {}).get("name")):
+            if (spec.placement or "header").lower() == "query":
+                self.warn(f"{path}.placement", "callers' keys are read from a header only, never the query")
+            name = spec.key or str((spec.model_extra or {}).get("name"))
+            return CallerAuth("apikey", spec.value or "", name=name, variables=tuple(self.variables))
+        if kind == "basic" and spec.username is not None:
+            return CallerAuth(
+                "basic", spec.password or "", username=spec.username, variables=tuple(self.variables)
+            )
+        # An adapter that asks for authentication the host cannot check must not be served open.
+        raise FileError(f"{path}: inbound {spec.type} authentication is not supported; use [[auth.keys]]")
 
     def _rest_resource(self, raw: Any, namespace: str, path: str) -> None:
         resource: ExposedResourceSpec | None = self._model(ExposedResourceSpec, raw, path)
@@ -451,6 +476,7 @@ class Compiler:
                     input_schema=self._declared_schema(params, op_path, rest=True),
                     map_arguments=WithMapping(op.with_, namespace),
                     output=output,
+                    caller_auth=self.caller_auth,
                 )
             )
 
@@ -482,6 +508,7 @@ class Compiler:
                     open_world=_bool(hints.get("openWorld")),
                 ),
                 map_arguments=WithMapping(tool.with_, namespace),
+                caller_auth=self.caller_auth,
             )
         )
 

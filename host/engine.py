@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -63,7 +64,7 @@ from host.model import (
     OutputMapping,
     UpstreamResponse,
 )
-from host.observability import CALLS, REQUEST_ID_HEADER, observe_upstream, request_id
+from host.observability import CALLS, REQUEST_ID_HEADER, child, observe_upstream, request_id
 from host.plugins import Catalog
 from host.resilience import CircuitBreaker, TokenBucket
 from host.secrets import Secret
@@ -258,14 +259,28 @@ def _read_env(var: EnvVar, environ: Mapping[str, str], where: str, *, required: 
 
 
 class ArgumentValidator:
-    """A JSON Schema compiled once, reporting errors as ``{path: [message]}``."""
+    """A JSON Schema compiled once, reporting errors as ``{path: [message]}``.
+
+    Valid arguments, the hot path, are confirmed by jsonschema-rs (compiled, ~150x faster than pure
+    Python); only invalid ones go through ``jsonschema`` to describe every error in our own words.
+    """
 
     def __init__(self, schema: JsonSchema) -> None:
         Draft202012Validator.check_schema(schema)
         self.schema = schema
         self._validator = Draft202012Validator(schema)
+        try:
+            self._fast: Any = jsonschema_rs.Draft202012Validator(dict(schema))
+        except Exception:  # a schema the compiled validator cannot take is still checked, just slower
+            self._fast = None
 
     def check(self, arguments: Arguments) -> None:
+        if self._fast is not None:
+            try:
+                if self._fast.is_valid(arguments):
+                    return
+            except (TypeError, ValueError):  # a value outside JSON's types: let jsonschema judge it
+                pass
         errors: dict[str, list[str]] = {}
         for error in sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.absolute_path)):
             key, message = _describe_error(error)
@@ -414,10 +429,10 @@ class Engine:
         try:
             outcome = await self._run(target, arguments)
         except CallError as exc:
-            CALLS.labels(target.label, exc.slug).inc()
+            child(CALLS, target.label, exc.slug).inc()
             raise
         status = outcome.response.status
-        CALLS.labels(target.label, "ok" if status < 400 else f"upstream-{status // 100}xx").inc()
+        child(CALLS, target.label, "ok" if status < 400 else f"upstream-{status // 100}xx").inc()
         return outcome
 
     async def _run(self, target: Target, arguments: Arguments) -> Outcome:
@@ -445,7 +460,7 @@ class Engine:
         else:
             request = self._build(operation, arguments, bound.variables)
             response = await self._send(target, request)
-        log.info(
+        log.debug(
             "%s %s -> %d%s (%.1f ms)",
             operation.method,
             ref,

@@ -13,18 +13,22 @@
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
 import os
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+access = logging.getLogger("host.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 WORKER_HEADER = "X-Host-Worker"
@@ -71,9 +75,29 @@ PLUGIN_FAILURES = Gauge(
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, resolved once: label lookup costs more than the update itself."""
+    key = (metric, *labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found
+
+
 def observe_upstream(namespace: str, status: str, seconds: float) -> None:
-    UPSTREAM_REQUESTS.labels(namespace, status).inc()
-    UPSTREAM_LATENCY.labels(namespace).observe(seconds)
+    child(UPSTREAM_REQUESTS, namespace, status).inc()
+    child(UPSTREAM_LATENCY, namespace).observe(seconds)
+
+
+_ID_PREFIX = secrets.token_hex(12)  # per process, so ids stay unique across workers and restarts
+_id_counter = itertools.count()
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFFFFFF:08x}"
 
 
 def http_middleware(adapter: str) -> Middleware:
@@ -86,7 +110,7 @@ def http_middleware(adapter: str) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         offered = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = offered if _SANE_ID.fullmatch(offered) else uuid.uuid4().hex
+        rid = offered if offered and _SANE_ID.fullmatch(offered) else new_request_id()
         token = request_id.set(rid)
         started = time.perf_counter()
         route = request.match_info.route.resource
@@ -104,8 +128,11 @@ def http_middleware(adapter: str) -> Middleware:
             exc.headers[REQUEST_ID_HEADER] = rid
             raise
         finally:
-            HTTP_REQUESTS.labels(adapter, pattern, str(status)).inc()
-            HTTP_LATENCY.labels(adapter, pattern).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            child(HTTP_REQUESTS, adapter, pattern, str(status)).inc()
+            child(HTTP_LATENCY, adapter, pattern).observe(elapsed)
+            # The access log: one line per request, with the request id; never the query string.
+            access.info("%s %s %s %d %.1fms", adapter, request.method, request.path, status, elapsed * 1000)
             request_id.reset(token)
 
     return middleware

@@ -31,8 +31,6 @@ from host.supervisor import worker_id
 
 log = logging.getLogger("host")
 
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
-
 
 def prepare(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> tuple[Catalog, Engine]:
     """Everything ``serve`` does before listening. Raises :class:`StartupError`."""
@@ -153,17 +151,15 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
         PLUGIN_FAILURES.labels(info.name).set(1)
 
     await engine.start()
-    handler_args = {
-        "max_line_size": limits.max_header_bytes,
-        "max_field_size": limits.max_header_bytes,
-        "max_headers": limits.max_headers,
-    }
     runners = [
         web.AppRunner(
             app,
             shutdown_timeout=server.shutdown_grace,
-            access_log_format=ACCESS_LOG_FORMAT,
-            handler_args=handler_args,
+            access_log=None,  # host.access logs one line per request, with its request id
+            # These reach aiohttp's RequestHandler; an unknown key would make aiohttp drop them all.
+            max_line_size=limits.max_header_bytes,
+            max_field_size=limits.max_header_bytes,
+            max_headers=limits.max_headers,
         )
         for app in (rest_app, mcp_app)
     ]

@@ -363,3 +363,23 @@ circuit_failures = 1000
         assert len(fake_tratta.calls_for("slow")) == before + 1
     finally:
         assert host.stop() == 0
+
+
+async def test_configured_header_limits_apply(tmp_path: Path) -> None:
+    config, rest_port, mcp_port = write_config(
+        tmp_path,
+        consumes="[consumes.tratta-customer-sessions]\nmock = true\n",
+        extra="[limits]\nmax_header_bytes = 1024\nmax_headers = 20\n",
+    )
+    host = start_host(config, rest_port, mcp_port)
+    try:
+        big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n"
+        many = (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"H%d: v\r\n" % i for i in range(30)) + b"\r\n"
+        )
+        fine = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Ok: " + b"a" * 500 + b"\r\nConnection: close\r\n\r\n"
+        for raw, status in ((big, b"400"), (many, b"400"), (fine, b"200")):
+            answer = await asyncio.to_thread(raw_http, rest_port, raw)
+            assert answer.split(b" ")[1] == status, answer[:120]
+    finally:
+        assert host.stop() == 0

@@ -94,5 +94,10 @@ async def test_json_logs_one_object_per_line_with_request_id(tmp_path: Path, fak
         assert host.stop() == 0
     lines = [json.loads(line) for line in host.log().splitlines() if line.strip()]
     assert all({"time", "level", "logger", "message", "request_id"} <= set(line) for line in lines)
-    assert any(line["request_id"] == "jl-1" and "createcustomersession" in line["message"] for line in lines)
+    assert any(
+        line["request_id"] == "jl-1"
+        and line["logger"] == "host.access"
+        and "POST /v1/customer-sessions 201" in line["message"]
+        for line in lines
+    )
     assert API_KEY not in host.log()

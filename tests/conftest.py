@@ -253,3 +253,26 @@ timeout = 1
     assert host.stop() == 0, host.log()
     assert API_KEY not in host.log(), "the API key leaked into the host's output"
     assert "SECRETLINK" not in host.log(), "a portal URL leaked into the host's output"
+
+
+def pip_install(
+    project: Path,
+    *,
+    target: Path | None = None,
+    python: str = sys.executable,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Install a local distribution offline: no dependencies, no build isolation (the venv has setuptools)."""
+    command = [
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        "--disable-pip-version-check",
+    ]
+    if target is not None:
+        command += ["--target", str(target)]
+    subprocess.run([*command, str(project)], check=True, timeout=180, env=env, cwd=project.parent)

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from mcp import Client
 
-from tests.conftest import ROOT, start_host, write_config
+from tests.conftest import ROOT, pip_install, start_host, write_config
 
 FIXTURES = ROOT / "tests" / "fixtures" / "plugins"
 
@@ -23,24 +23,7 @@ def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A directory with the example and broken plugin distributions pip-installed into it."""
     target = tmp_path_factory.mktemp("site")
     for name in ("host-example-plugin", "host-broken-plugin"):
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-deps",
-                "--no-build-isolation",
-                "--disable-pip-version-check",
-                "--target",
-                str(target),
-                str(FIXTURES / name),
-            ],
-            check=True,
-            timeout=180,
-            cwd=tmp_path_factory.getbasetemp(),
-        )
+        pip_install(FIXTURES / name, target=target)
     yield target
 
 

@@ -21,7 +21,6 @@ import random
 import re
 import socket
 import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, HostProcess, start_host
+from tests.conftest import ROOT, HostProcess, pip_install, start_host
 
 TOOLS_BIN = ROOT / ".tools" / "bin"
 CONFORMANCE = TOOLS_BIN / "conformance"
@@ -96,24 +95,7 @@ def _tool_env() -> dict[str, str]:
 def conformance_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
     """`host serve` with only the conformance fixture plugin, pip-installed into a directory of its own."""
     site = tmp_path_factory.mktemp("conformance-site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "--target",
-            str(site),
-            str(FIXTURE_PLUGIN),
-        ],
-        check=True,
-        timeout=180,
-        cwd=tmp_path_factory.getbasetemp(),
-    )
+    pip_install(FIXTURE_PLUGIN, target=site)
     host = _start(
         tmp_path_factory.mktemp("conformance-host"),
         '[plugins]\nload = ["conformance"]\nstrict = true\n',

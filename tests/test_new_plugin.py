@@ -23,7 +23,7 @@ import pytest
 from host import scaffold
 from host.cli import main
 from host.testing import FakeResponse, FakeUpstream, RecordedRequest
-from tests.conftest import ROOT
+from tests.conftest import ROOT, pip_install
 
 TRATTA_FILE = (
     ROOT / "plugins/tratta_customer_sessions/tratta_customer_sessions/data/tratta-customer-sessions.yaml"
@@ -77,24 +77,8 @@ def bake(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def pip_install(python: Path, project: Path) -> None:
-    subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            str(project),
-        ],
-        check=True,
-        timeout=120,
-        env=clean_env(),
-        cwd=project.parent,
-    )
+def pip_install_into(python: Path, project: Path) -> None:
+    pip_install(project, python=str(python), env=clean_env())
 
 
 def run_plugin_tests(python: Path, project: Path) -> subprocess.CompletedProcess[str]:
@@ -139,7 +123,7 @@ def test_example_plugin_is_ready_to_install_test_and_serve(tmp_path: Path, venv:
     assert '[project.entry-points."host.plugins"]\nacme-weather = "host_acme_weather"' in pyproject
     assert "test = [" in pyproject and scaffold.host_requirement() in pyproject
 
-    pip_install(venv, project)
+    pip_install_into(venv, project)
     tests = run_plugin_tests(venv, project)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "4 passed" in tests.stdout, tests.stdout
@@ -168,7 +152,7 @@ def test_capability_plugin_wraps_the_file(tmp_path: Path, venv: Path) -> None:
     assert packaged.read_bytes() == TRATTA_FILE.read_bytes()
     assert "host_register_capability_files" in (project / "host_tratta_portal" / "__init__.py").read_text()
 
-    pip_install(venv, project)
+    pip_install_into(venv, project)
     tests = run_plugin_tests(venv, project)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "3 passed" in tests.stdout, tests.stdout  # listed, tools served, a tool call reaches the upstream

@@ -10,33 +10,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from host.model import ConsumedApi, McpPrompt, McpResource, McpTool, RestResource
-from host.naftiko.compiler import Compiler, FileError
+from host.naftiko.compiler import Compiled, Compiler, FileError
 from host.naftiko.document import SPEC_VERSION, normalise
 
 log = logging.getLogger("host.naftiko")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-@dataclass
-class FileReport:
+@dataclass(kw_only=True)
+class FileReport(Compiled):
+    """What loading one file gave: the compiled items, and the reasons for its status."""
+
     file: str
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    apis: list[ConsumedApi] = field(default_factory=list)
-    rest: list[RestResource] = field(default_factory=list)
-    tools: list[McpTool] = field(default_factory=list)
-    resources: list[McpResource] = field(default_factory=list)
-    prompts: list[McpPrompt] = field(default_factory=list)
-    stdio_namespaces: list[str] = field(default_factory=list)
-    stdio_tools: list[McpTool] = field(default_factory=list)
     plugin: str | None = None
 
     @property
@@ -113,9 +107,8 @@ def load_capability(
         log.exception("%s: unexpected failure while loading", path)
         report.errors.append(f"internal error while loading: {type(exc).__name__}: {exc}")
         return report
-    report.apis, report.rest, report.tools = compiled.apis, compiled.rest, compiled.tools
-    report.resources, report.prompts = compiled.resources, compiled.prompts
-    report.stdio_namespaces, report.stdio_tools = compiled.stdio_namespaces, compiled.stdio_tools
+    for item in fields(Compiled):
+        setattr(report, item.name, getattr(compiled, item.name))
     if strict and report.warnings:
         report.errors.extend(f"(strict) {warning}" for warning in report.warnings)
     return report

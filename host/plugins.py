@@ -98,6 +98,19 @@ class Catalog:
     files: list[FileReport] = field(default_factory=list)
 
     @property
+    def mcp_identity(self) -> tuple[str, str] | None:
+        """(name, instructions) when the MCP port serves exactly one capability file's one MCP adapter.
+
+        A capability file names its MCP server (naftiko-spec.md §4.9); a host serving several files or
+        plugins has one endpoint for all of them, and keeps its own name.
+        """
+        adapters = [adapter for report in self.files if not report.errors for adapter in report.mcp_adapters]
+        plugin_tools = any(not c.plugin.startswith(FILE_PREFIX) for c in self.tools.values())
+        if len(adapters) == 1 and not plugin_tools:
+            return adapters[0]
+        return None
+
+    @property
     def failures(self) -> list[PluginInfo]:
         return [info for info in self.plugins if info.error]
 

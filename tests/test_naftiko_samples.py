@@ -65,12 +65,6 @@ SAMPLE_FILES = (
 F = TypeVar("F", bound=Callable[..., Any])
 
 # -- host defects (naftiko-spec.md §4/§7); each xfail below names one of these
-SERVER_INFO = (
-    "§4.9/§2: serverInfo.name should be the MCP adapter's namespace and instructions its description; "
-    "the host always answers 'capability-host' and a generic text"
-)
-
-
 # -- the fake upstream
 @dataclass(frozen=True)
 class Seen:
@@ -860,7 +854,6 @@ async def test_gong_rest_missing_required_query_param_is_400(served: Served, fak
     assert reply.status == 400  # §4.10: "Missing argument, unresolved placeholder: 400 / isError"
 
 
-@pytest.mark.xfail(reason=SERVER_INFO, strict=True)
 @sample(GONG)
 async def test_gong_mcp_server_is_named_after_the_adapter(served: Served) -> None:
     async with Client(served.host.mcp, mode="legacy") as client:

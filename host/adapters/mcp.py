@@ -129,6 +129,7 @@ MOCK_HEADER = "X-Host-Mock"
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS = tuple(f"{scheme}://{host}" for scheme in ("http", "https") for host in LOOPBACK_HOSTS)
 
+DEFAULT_INSTRUCTIONS = "Tools of the capabilities installed on this host. Each tool calls an upstream API."
 SERVER_NAME = "capability-host"
 # Secrets (>= 32 bytes each, comma-separated) encrypting the requestState of 2026-07-28 input
 # requests: the first seals, all open (rotation). Every worker and replica must share them;
@@ -222,12 +223,8 @@ class McpService:
             handlers.update(on_list_prompts=self._list_prompts, on_get_prompt=self._get_prompt)
         if self.prompts or self.resources:
             handlers.update(on_completion=self._complete)
-        self.server = Server(
-            SERVER_NAME,
-            version=__version__,
-            instructions="Tools of the capabilities installed on this host. Each tool calls an upstream API.",
-            **handlers,
-        )
+        name, instructions = self.catalog.mcp_identity or (SERVER_NAME, DEFAULT_INSTRUCTIONS)
+        self.server = Server(name, version=__version__, instructions=instructions or None, **handlers)
         # Handshake-era logging/setLevel (the 2026-07-28 kernel answers it -32601 by itself). Registered
         # directly: the constructor argument only adds a deprecation warning.
         self.server.add_request_handler("logging/setLevel", SetLevelRequestParams, self._set_logging_level)

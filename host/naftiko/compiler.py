@@ -88,6 +88,8 @@ class Compiled:
     prompts: list[McpPrompt] = field(default_factory=list)
     stdio_namespaces: list[str] = field(default_factory=list)
     stdio_tools: list[McpTool] = field(default_factory=list)
+    # (namespace, description) of each HTTP MCP adapter: the server's name and instructions (§4.9)
+    mcp_adapters: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -416,6 +418,8 @@ class Compiler:
             if stdio:
                 self.out.stdio_namespaces.append(namespace)
                 self.note(path, "stdio MCP adapter: its tools are served by `host serve --stdio FILE`")
+            else:
+                self.out.mcp_adapters.append((namespace, str(adapter.get("description") or "")))
             for index, tool in enumerate(self._list(adapter, "tools", f"{path}.tools")):
                 self._tool(tool, namespace, f"{path}.tools[{index}]", stdio=stdio)
             for index, resource in enumerate(self._list(adapter, "resources", f"{path}.resources")):

@@ -11,6 +11,7 @@ from host.config import HostConfig
 from host.engine import bind
 from host.errors import StartupError
 from host.naftiko import FileReport, load_capability
+from host.plugins import load_catalog
 
 
 def check_files(
@@ -32,15 +33,29 @@ def check_files(
 
 
 def check_config(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> list[str]:
-    """Problems that would stop ``host serve --config``: plugin clashes, missing variables, ..."""
-    from host.server import prepare
+    """Every problem that would stop ``host serve --config``, not only the first one serve would meet."""
+    from host.server import authenticators, check_exposure
 
     try:
-        catalog, _ = prepare(config, strict=strict, environ=environ)
-    except StartupError as exc:
+        catalog = load_catalog(
+            only=config.plugins.load,
+            strict=strict or config.plugins.strict,
+            environ=environ,
+            capability_files=[entry.path for entry in config.capabilities],
+        )
+    except StartupError as exc:  # a clash or a strict-mode failure: nothing after it can be judged
         return str(exc).splitlines()
     problems = [f"plugin {info.name}: {info.error}" for info in catalog.failures]
     problems += [f"{report.file}: {error}" for report in catalog.files for error in report.errors]
+    for namespace, contributed in catalog.apis.items():
+        try:
+            bind(contributed.item, config.consume(namespace), environ, contributed.origin)
+        except StartupError as exc:
+            problems.append(str(exc))
+    try:
+        check_exposure(config, authenticators(config, environ))
+    except StartupError as exc:
+        problems.append(str(exc))
     return problems
 
 

@@ -42,7 +42,7 @@ def prepare(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> 
     )
     engine = Engine.from_catalog(catalog, config, environ)
     if not config.server.stdio:
-        _check_exposure(config, authenticators(config, environ))
+        check_exposure(config, authenticators(config, environ))
     return catalog, engine
 
 
@@ -82,7 +82,7 @@ def _is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
-def _check_exposure(config: HostConfig, authenticators: dict[str, Authenticator]) -> None:
+def check_exposure(config: HostConfig, authenticators: dict[str, Authenticator]) -> None:
     """Refuse to serve an open door: a non-loopback address needs inbound auth or an explicit opt-out."""
     server = config.server
     if _is_loopback(server.host):

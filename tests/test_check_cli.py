@@ -35,15 +35,34 @@ def test_check_reports_each_file_and_fails_on_an_unservable_one(tmp_path: Path) 
 
 
 def test_check_config_reports_every_problem(tmp_path: Path) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text("""
+naftiko: 1.0.0-alpha2
+info: {label: Other, description: Other}
+capability:
+  consumes:
+  - type: http
+    namespace: other-api
+    baseUri: https://api.other.example
+    authentication: {type: bearer, token: '{{OTHER_TOKEN}}'}
+    resources: [{name: r, path: /r, operations: [{name: op, method: GET}]}]
+  exposes:
+  - type: mcp
+    namespace: other-mcp
+    tools: [{name: other-op, description: d, call: other-api.op}]
+""")
     config, _, _ = write_config(
         tmp_path,
         consumes="[consumes.tratta-customer-sessions]\nmock = false\n",
-        extra='[[capabilities]]\npath = "missing.yaml"\n',
+        extra=f'[[capabilities]]\npath = "missing.yaml"\n[[capabilities]]\npath = "{other}"\n'
+        '[[auth.keys]]\nname = "ci"\nenv = "HOST_KEY_CI"\n',
     )
     result = run_cli("check", "--config", str(config))
     assert result.returncode == 1
     assert "missing.yaml" in result.stdout and "cannot read the file" in result.stdout
-    assert "TRATTA_ORG_UUID" in result.stdout
+    assert "TRATTA_ORG_UUID" in result.stdout  # the plugin's namespace
+    assert "OTHER_TOKEN" in result.stdout  # the file's namespace, reported too
+    assert "HOST_KEY_CI" in result.stdout  # and the inbound key
 
 
 def test_a_clash_between_a_file_and_a_plugin_names_both(tmp_path: Path) -> None:

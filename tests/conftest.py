@@ -182,8 +182,10 @@ class HostProcess:
         return self.process.wait(timeout)
 
 
-def write_config(directory: Path, *, consumes: str, extra: str = "") -> tuple[Path, int, int]:
-    rest_port, mcp_port = free_port(), free_port()
+def write_config(
+    directory: Path, *, consumes: str, extra: str = "", ports: tuple[int, int] | None = None
+) -> tuple[Path, int, int]:
+    rest_port, mcp_port = ports or (free_port(), free_port())
     config = directory / "host.toml"
     config.write_text(f"""
 [server]

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, HostProcess, pip_install, start_host
+from tests.conftest import ROOT, HostProcess, pip_install, start_host, write_config
 
 TOOLS_BIN = ROOT / ".tools" / "bin"
 CONFORMANCE = TOOLS_BIN / "conformance"
@@ -72,16 +72,8 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _start(directory: Path, body: str, env: dict[str, str] | None = None) -> HostProcess:
-    rest_port, mcp_port = _free_ports(2)
-    config = directory / "host.toml"
-    config.write_text(f"""
-[server]
-host = "127.0.0.1"
-rest_port = {rest_port}
-mcp_port = {mcp_port}
-shutdown_grace = 5
-{body}
-""")
+    rest, mcp = _free_ports(2)
+    config, rest_port, mcp_port = write_config(directory, consumes=body, ports=(rest, mcp))
     return start_host(config, rest_port, mcp_port, env=env)
 
 

@@ -64,6 +64,7 @@ SAMPLE_FILES = (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
 # -- host defects (naftiko-spec.md §4/§7); each xfail below names one of these
 # -- the fake upstream
 @dataclass(frozen=True)

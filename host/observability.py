@@ -25,10 +25,13 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 access = logging.getLogger("host.access")
+
+# Set by the worker supervisor (before prometheus_client is imported in the workers).
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 WORKER_HEADER = "X-Host-Worker"
@@ -69,7 +72,11 @@ UPSTREAM_LATENCY = Histogram(
     registry=REGISTRY,
 )
 PLUGIN_FAILURES = Gauge(
-    "host_plugin_load_failures", "Plugins that failed to load (1 each).", ("plugin",), registry=REGISTRY
+    "host_plugin_load_failures",
+    "Plugins that failed to load (1 each).",
+    ("plugin",),
+    registry=REGISTRY,
+    multiprocess_mode="max",
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -139,7 +146,13 @@ def http_middleware(adapter: str) -> Middleware:
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
-    body = generate_latest(REGISTRY)
+    if MULTIPROCESS_DIR:
+        # Under --workers each process writes its series to files here; any worker answers for all of them.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ log = logging.getLogger("host.supervisor")
 
 WORKER_ENV = "HOST_WORKER_ID"
 STATE_KEYS_ENV = "HOST_REQUEST_STATE_KEYS"
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 RESTART_DELAY_MIN, RESTART_DELAY_MAX = 0.5, 10.0
 
 
@@ -51,8 +54,14 @@ def supervise(workers: int, worker_args: Sequence[str], environ: Mapping[str, st
                 if worker.process.poll() is None:
                     worker.process.send_signal(signal.SIGTERM)
 
-    # Input-required MCP results carry encrypted state that any worker must be able to open again.
-    shared = {STATE_KEYS_ENV: environ.get(STATE_KEYS_ENV) or secrets.token_urlsafe(48)}
+    # Input-required MCP results carry encrypted state that any worker must be able to open again, and
+    # metrics from every worker are gathered from one directory, so any worker's /metrics shows them all.
+    own_metrics_dir = METRICS_ENV not in environ
+    metrics_dir = environ.get(METRICS_ENV) or tempfile.mkdtemp(prefix="host-metrics-")
+    shared = {
+        STATE_KEYS_ENV: environ.get(STATE_KEYS_ENV) or secrets.token_urlsafe(48),
+        METRICS_ENV: metrics_dir,
+    }
 
     def spawn(number: int) -> Worker:
         env = {**environ, **shared, WORKER_ENV: str(number)}
@@ -99,6 +108,8 @@ def supervise(workers: int, worker_args: Sequence[str], environ: Mapping[str, st
         if stopping and all(worker.process.poll() is not None for worker in pool.values()):
             break
         time.sleep(0.1)
+    if own_metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     # A worker stopped by our SIGTERM before it could install its own handler had nothing in flight.
     failed = {
         n: c for n, c in ((n, w.process.returncode) for n, w in pool.items()) if c not in (0, -signal.SIGTERM)

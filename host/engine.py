@@ -47,6 +47,7 @@ from host.errors import (
     UpstreamUnreachable,
 )
 from host.model import (
+    NOT_DECODED,
     ApiKeyAuth,
     ArgumentMapping,
     Arguments,
@@ -67,7 +68,7 @@ from host.model import (
 from host.observability import CALLS, REQUEST_ID_HEADER, child, observe_upstream, request_id
 from host.plugins import Catalog
 from host.resilience import CircuitBreaker, TokenBucket
-from host.secrets import Secret
+from host.secrets import REDACTOR, Secret
 
 log = logging.getLogger("host.engine")
 
@@ -153,7 +154,7 @@ def bind(api: ConsumedApi, settings: ConsumeConfig, environ: Mapping[str, str], 
             if value is not None:
                 values[var.key] = value
                 if var.secret:
-                    Secret(value)  # registers it for log redaction
+                    REDACTOR.add(value)
     for name in sorted(needed):
         short = name.split(".", 1)[-1]
         if name in values or short in values:
@@ -474,14 +475,16 @@ class Engine:
                 f"upstream {bound.api.namespace} answered {response.status}",
                 extra={"upstream_status": response.status},
             )
+        decoded: Any = NOT_DECODED
         if response.body and "json" in response.content_type and operation.output_format == "json":
             try:
-                json.loads(response.body)  # never pass a broken document on as if it were JSON
+                # Never pass a broken document on as if it were JSON; keep the parse for the mapping.
+                decoded = json.loads(response.body)
             except ValueError:
                 raise UpstreamBadStatus(
                     f"upstream {bound.api.namespace} answered {response.status} with invalid JSON"
                 ) from None
-        return response
+        return replace(response, format=operation.output_format, decoded=decoded)
 
     def _mock(self, target: BoundOperation, arguments: Arguments) -> UpstreamResponse:
         operation = target.operation
@@ -490,7 +493,7 @@ class Engine:
         body = arguments.get(operation.body) if operation.body else None
         path = _render_path(operation.path, arguments) if operation.request is None else operation.path
         answer = operation.mock(MockRequest(operation.method, path, arguments, body))
-        return replace(answer, mocked=True, format=operation.output_format)
+        return replace(answer, mocked=True)
 
     @staticmethod
     def _build(
@@ -505,7 +508,7 @@ class Engine:
             data = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
         query = tuple(
-            (name, _query_value(arguments[name]))
+            (name, templates.as_text(arguments[name]))
             for name in operation.query
             if arguments.get(name) is not None
         )
@@ -582,7 +585,7 @@ class Engine:
             bound.breaker.record(ok=False)
             raise
         bound.breaker.record(ok=response.status < 500)
-        return replace(response, format=target.operation.output_format)
+        return response
 
     @staticmethod
     async def _with_retries(exchange: _Exchange, *, idempotent: bool) -> UpstreamResponse:
@@ -714,11 +717,3 @@ def _render_path(template: str, arguments: Arguments) -> str:
         raise MissingArgument({name: ["is required (path parameter)"]})
 
     return templates.render(template, arguments, on_missing=missing, encode=lambda v: quote(v, safe=""))
-
-
-def _query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)

@@ -134,6 +134,9 @@ class RequestBuilder(Protocol):
     def __call__(self, arguments: Mapping[str, Any], variables: Mapping[str, str]) -> OutboundRequest: ...
 
 
+NOT_DECODED: Any = object()
+
+
 @dataclass(frozen=True)
 class UpstreamResponse:
     """What an upstream (or its mock) answered. The body stays bytes until asked."""
@@ -145,6 +148,8 @@ class UpstreamResponse:
     mocked: bool = False
     # How to decode the body: json, xml, yaml, csv, tsv, psv, text or binary.
     format: str = "json"
+    # The document, when the engine already parsed the body (it checks JSON answers): parsed once.
+    decoded: Any = field(default=NOT_DECODED, repr=False, compare=False)
 
     def json(self) -> Any:
         """The body decoded as JSON; ``None`` for an empty body. Raises ``ValueError``."""
@@ -154,6 +159,8 @@ class UpstreamResponse:
 
     def document(self) -> Any:
         """The body decoded by its ``format``. Raises ``ValueError`` when it does not parse."""
+        if self.decoded is not NOT_DECODED:
+            return self.decoded
         return decode(self.body, self.format)
 
 

@@ -14,7 +14,7 @@ import logging
 import signal
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from mcp.server.stdio import stdio_server
@@ -32,7 +32,13 @@ from host.supervisor import worker_id
 log = logging.getLogger("host")
 
 
-def prepare(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> tuple[Catalog, Engine]:
+class Prepared(NamedTuple):
+    catalog: Catalog
+    engine: Engine
+    inbound: dict[str, Authenticator]  # per adapter; empty when MCP is served over stdio
+
+
+def prepare(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> Prepared:
     """Everything ``serve`` does before listening. Raises :class:`StartupError`."""
     catalog = load_catalog(
         only=config.plugins.load,
@@ -41,9 +47,10 @@ def prepare(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> 
         capability_files=[entry.path for entry in config.capabilities],
     )
     engine = Engine.from_catalog(catalog, config, environ)
-    if not config.server.stdio:
-        check_exposure(config, authenticators(config, environ))
-    return catalog, engine
+    inbound = {} if config.server.stdio else authenticators(config, environ)
+    if inbound:
+        check_exposure(config, inbound)
+    return Prepared(catalog, engine, inbound)
 
 
 def authenticators(config: HostConfig, environ: Mapping[str, str]) -> dict[str, Authenticator]:
@@ -105,10 +112,9 @@ def check_exposure(config: HostConfig, authenticators: dict[str, Authenticator])
 
 
 async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> int:
-    catalog, engine = prepare(config, strict=strict, environ=environ)
+    catalog, engine, inbound = prepare(config, strict=strict, environ=environ)
     _announce(catalog, engine)
     server, limits = config.server, config.limits
-    inbound = authenticators(config, environ)
 
     draining = False
 
@@ -218,7 +224,7 @@ async def serve_stdio(
         )
         engine = Engine.from_catalog(catalog, config, environ)
     else:
-        catalog, engine = prepare(config, strict=strict, environ=environ)
+        catalog, engine, _ = prepare(config, strict=strict, environ=environ)
     _announce(catalog, engine)
     service = McpService(engine, catalog)
     await engine.start()

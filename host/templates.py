@@ -54,7 +54,7 @@ def render(
         value = lookup(context, name)
         if value is None:
             return on_missing(name) if on_missing else ""
-        text = _text(value)
+        text = as_text(value)
         return encode(text) if encode else text
 
     return pattern.sub(fill, template)
@@ -66,7 +66,8 @@ def whole_placeholder(template: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A value as it goes into a URL, a header or a form: JSON booleans, compact JSON for containers."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):

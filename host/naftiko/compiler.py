@@ -886,14 +886,14 @@ class NaftikoRequest:
                 continue
             where = p.in_ or "query"
             if where == "query":
-                query.append((p.name, _text(value)))
+                query.append((p.name, templates.as_text(value)))
             elif where == "header":
-                text = _text(value)
+                text = templates.as_text(value)
                 if "\r" in text or "\n" in text:
                     raise InvalidArguments({p.name: ["must not contain line breaks (header parameter)"]})
                 headers[p.name] = text
             elif where == "cookie":
-                cookies.append(f"{p.name}={quote(_text(value), safe='')}")
+                cookies.append(f"{p.name}={quote(templates.as_text(value), safe='')}")
             elif where == "path":
                 context[p.name] = value
             elif where == "body":
@@ -942,9 +942,9 @@ class NaftikoRequest:
                 if kind == "formUrlEncoded":
                     if isinstance(data, dict):
                         pairs = render_json(data, context)
-                        return urlencode({k: _text(v) for k, v in pairs.items()}).encode(), CONTENT_TYPES[
-                            kind
-                        ]
+                        return urlencode(
+                            {k: templates.as_text(v) for k, v in pairs.items()}
+                        ).encode(), CONTENT_TYPES[kind]
                     return templates.render(
                         str(data or ""), context, single_brace=False
                     ).encode(), CONTENT_TYPES[kind]
@@ -988,14 +988,6 @@ def render_json(node: Any, context: Mapping[str, Any]) -> Any:
 _DROP: Any = object()
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
 def _multipart(data: Any, context: Mapping[str, Any]) -> tuple[bytes, str]:
     boundary = "host-" + secrets.token_hex(12)
     chunks: list[bytes] = []
@@ -1011,6 +1003,6 @@ def _multipart(data: Any, context: Mapping[str, Any]) -> tuple[bytes, str]:
         head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
         if part.get("contentType"):
             head += f"Content-Type: {part['contentType']}\r\n"
-        chunks.append(f"{head}\r\n{_text(value)}\r\n".encode())
+        chunks.append(f"{head}\r\n{templates.as_text(value)}\r\n".encode())
     chunks.append(f"--{boundary}--\r\n".encode())
     return b"".join(chunks), f"multipart/form-data; boundary={boundary}"

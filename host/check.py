@@ -34,7 +34,7 @@ def check_files(
 
 def check_config(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> list[str]:
     """Every problem that would stop ``host serve --config``, not only the first one serve would meet."""
-    from host.server import authenticators, check_exposure
+    from host.app import authenticators, build, check_exposure
 
     try:
         catalog = load_catalog(
@@ -56,6 +56,11 @@ def check_config(config: HostConfig, *, strict: bool, environ: Mapping[str, str]
         check_exposure(config, authenticators(config, environ))
     except StartupError as exc:
         problems.append(str(exc))
+    if not problems:
+        try:  # what only building the apps finds: reserved paths, item credentials, state keys
+            build(config, environ, strict=strict)
+        except StartupError as exc:
+            problems.append(str(exc))
     return problems
 
 

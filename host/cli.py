@@ -101,12 +101,12 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
 
 
 def _supervise(config: HostConfig, args: argparse.Namespace, workers: int) -> int:
-    from host.server import prepare
+    from host.app import build
     from host.supervisor import supervise
 
     if workers < 1:
         raise StartupError("--workers must be at least 1")
-    prepare(config, strict=args.strict, environ=os.environ)  # a bad config fails here, once
+    build(config, os.environ, strict=args.strict)  # a bad config fails here, once
     worker_args = [
         "serve",
         *(["--config", args.config] if args.config else []),

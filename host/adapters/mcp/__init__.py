@@ -1,0 +1,57 @@
+"""The MCP adapter: registered tools, resources and prompts over Streamable HTTP, stateless.
+
+- :mod:`.transport`: the aiohttp handler (inbound checks, protocol eras, headers) and the app;
+- :mod:`.stream`: one exchange as the SDK kernel sees it, and its answer as Server-Sent Events;
+- :mod:`.service`: the SDK server's handlers for tools, resources, prompts and completion;
+- :mod:`.interaction`: progress and log reports, client capabilities, input requests;
+- :mod:`.content`: outcomes and prompt content as MCP wire types;
+- :mod:`.state`: the typed per-request state shared by the transport and the service.
+
+Each POST is answered with one JSON response, unless the call sends the client
+notifications (progress, log messages: see :mod:`host.reporting`) and the client
+accepts ``text/event-stream``: then the response switches to Server-Sent Events
+at the first notification, and the result is the stream's last event. Nothing
+is kept between requests: the multi-round ``requestState`` of 2026-07-28 input
+requests travels encrypted with the client.
+"""
+
+from host.adapters.mcp.service import (
+    DEFAULT_INSTRUCTIONS,
+    SERVER_NAME,
+    STATE_KEYS_ENV,
+    McpService,
+    ToolEntry,
+    request_state_security,
+)
+from host.adapters.mcp.state import Exchange, exchange_of
+from host.adapters.mcp.stream import MOCK_HEADER, SSE_HEADERS, SSE_PING_INTERVAL
+from host.adapters.mcp.transport import (
+    LOOPBACK_HOSTS,
+    LOOPBACK_ORIGINS,
+    MCP_PATH,
+    PRM_PATH,
+    McpSettings,
+    TransportGuard,
+    build_mcp_app,
+)
+
+__all__ = [
+    "DEFAULT_INSTRUCTIONS",
+    "LOOPBACK_HOSTS",
+    "LOOPBACK_ORIGINS",
+    "MCP_PATH",
+    "MOCK_HEADER",
+    "PRM_PATH",
+    "SERVER_NAME",
+    "SSE_HEADERS",
+    "SSE_PING_INTERVAL",
+    "STATE_KEYS_ENV",
+    "Exchange",
+    "McpService",
+    "McpSettings",
+    "ToolEntry",
+    "TransportGuard",
+    "build_mcp_app",
+    "exchange_of",
+    "request_state_security",
+]

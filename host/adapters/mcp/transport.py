@@ -1,0 +1,433 @@
+"""The HTTP front of the MCP server: Streamable HTTP, stateless, JSON responses (SSE when notified).
+
+The official SDK's low-level :class:`mcp.server.Server` is the protocol kernel
+(version negotiation, both protocol eras, result validation). This module is
+its HTTP front, written as a native aiohttp handler that hands each POST to
+the kernel's single-exchange driver ``serve_one``, as the SDK's own stateless
+transport does. Bridging the SDK's Starlette app through an ASGI adapter would
+busy-loop the shared event loop on any SSE stream (see docs in shared/).
+
+Before the kernel sees a request, the transport rules of the MCP spec are
+applied here: Host and Origin (DNS rebinding), method, Accept, Content-Type,
+body size, JSON-RPC envelope, the 2026-07-28 routing and ``Mcp-Param-*`` headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from mcp.server.connection import Connection
+from mcp.server.runner import modern_error_data, serve_one
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    InboundLadderRejection,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+    validate_mcp_param_headers,
+)
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+from mcp.shared.message import ServerMessageMetadata
+from mcp.shared.transport_context import TransportContext
+from mcp.types import INVALID_REQUEST, PARSE_ERROR, ErrorData
+from mcp_types import DEFAULT_NEGOTIATED_VERSION
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from multidict import CIMultiDict
+
+from host.adapters.mcp.service import McpService
+from host.adapters.mcp.state import exchange_of
+from host.adapters.mcp.stream import MOCK_HEADER, EventStream, OneShotDispatchContext, compact_dumps
+from host.engine import Engine
+from host.errors import BadRequest, CallError, Forbidden, Unauthorized
+from host.inbound import ANONYMOUS, Authenticator, ConcurrencyLimiter, check_depth
+from host.plugins import Catalog
+
+log = logging.getLogger("host.mcp")
+
+MCP_PATH = "/mcp"
+PRM_PATH = "/.well-known/oauth-protected-resource"
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOOPBACK_ORIGINS = tuple(f"{scheme}://{host}" for scheme in ("http", "https") for host in LOOPBACK_HOSTS)
+
+_LIFESPAN = web.AppKey("mcp_state", Any)
+
+
+@dataclass
+class TransportGuard:
+    """Host and Origin allowlists, ``"name:*"`` meaning any port."""
+
+    allowed_hosts: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
+
+    @classmethod
+    def for_bind(cls, bind_host: str, hosts: Iterable[str], origins: Iterable[str]) -> TransportGuard:
+        extra = () if bind_host in {"0.0.0.0", "::", ""} else (f"{bind_host}:*", f"[{bind_host}]:*")
+        return cls((*LOOPBACK_HOSTS, *extra, *hosts), (*LOOPBACK_ORIGINS, *origins))
+
+    def host_ok(self, host: str | None) -> bool:
+        return bool(host) and _matches(host or "", self.allowed_hosts)
+
+    def origin_ok(self, origin: str | None) -> bool:
+        return origin is None or _matches(origin, self.allowed_origins)
+
+
+def _matches(value: str, patterns: Iterable[str]) -> bool:
+    for pattern in patterns:
+        if value == pattern:
+            return True
+        if pattern.endswith(":*"):
+            base = pattern[:-2]
+            if value == base or (value.startswith(base + ":") and value[len(base) + 1 :].isdigit()):
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class McpSettings:
+    max_body_bytes: int
+    max_json_depth: int
+    request_timeout: float
+
+
+def build_mcp_app(
+    engine: Engine,
+    catalog: Catalog,
+    *,
+    guard: TransportGuard,
+    settings: McpSettings,
+    authenticator: Authenticator,
+    limiter: ConcurrencyLimiter,
+    environ: Mapping[str, str] | None = None,
+) -> web.Application:
+    service = McpService(engine, catalog, environ=environ)
+    app = web.Application(client_max_size=settings.max_body_bytes)
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app[_LIFESPAN] = await stack.enter_async_context(service.server.lifespan(service.server))
+            yield
+
+    app.cleanup_ctx.append(lifespan)
+    handler = _McpHandler(service, guard, settings, authenticator, limiter)
+    app.router.add_route("*", MCP_PATH, handler.handle)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app.router.add_get("/healthz", healthz)
+    if authenticator.oauth is not None:
+        document = authenticator.oauth.metadata()
+
+        async def protected_resource(request: web.Request) -> web.Response:
+            return web.json_response(document)
+
+        # RFC 9728: at the well-known root, and suffixed with the resource path.
+        app.router.add_get(PRM_PATH, protected_resource)
+        app.router.add_get(PRM_PATH + MCP_PATH, protected_resource)
+    return app
+
+
+def _rpc_error(
+    request_id: Any,
+    code: int,
+    message: str,
+    *,
+    status: int,
+    data: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return web.json_response(
+        {"jsonrpc": "2.0", "id": request_id, "error": error}, status=status, headers=headers
+    )
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    """A JSON-RPC request that passed the envelope checks."""
+
+    request_id: str | int
+    method: str
+    params: dict[str, Any] | None
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Era:
+    """The protocol era of a request and what the kernel needs to know of it."""
+
+    connection: Connection
+    headers: dict[str, str]  # lowered names, trimmed values
+    modern: bool
+
+
+# A check that applies to one method only, before the kernel: (params, header pairs) -> rejection.
+_MethodCheck = Callable[[Mapping[str, Any], list[tuple[str, str]]], InboundLadderRejection | None]
+
+
+class _McpHandler:
+    def __init__(
+        self,
+        service: McpService,
+        guard: TransportGuard,
+        settings: McpSettings,
+        authenticator: Authenticator,
+        limiter: ConcurrencyLimiter,
+    ) -> None:
+        self.service = service
+        self.guard = guard
+        self.settings = settings
+        self.authenticator = authenticator
+        self.limiter = limiter
+        # 2026-07-28 checks that depend on the method (the rest is the same for every method).
+        self.method_checks: dict[str, _MethodCheck] = {"tools/call": self._param_header_rejection}
+
+    # ---- Inbound checks: Host/Origin, authentication, concurrency, whole-request timeout. ----
+    # Everything a request passes before any MCP parsing; meant to move as one piece to the gate.
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        headers = request.headers
+        if not self.guard.host_ok(headers.get("Host")):
+            log.warning("MCP: refused Host header (DNS-rebinding guard); add it to [server] allowed_hosts")
+            return _rpc_error(None, INVALID_REQUEST, "Host header not allowed", status=421)
+        if not self.guard.origin_ok(headers.get("Origin")):
+            log.warning("MCP: refused Origin header; add it to [server] allowed_origins")
+            return _rpc_error(None, INVALID_REQUEST, "Origin not allowed", status=403)
+        metadata_url = f"{request.scheme}://{request.host}{PRM_PATH}{MCP_PATH}"
+        try:
+            principal = await self.authenticator.authenticate(headers)
+        except Unauthorized as exc:
+            return web.json_response(
+                {"error": "invalid_token", "error_description": exc.detail},
+                status=401,
+                headers={"WWW-Authenticate": self.authenticator.challenge(metadata_url)},
+            )
+        except Forbidden as exc:
+            scope = " ".join(exc.extra.get("required_scopes", []))
+            challenge = (
+                f'Bearer error="insufficient_scope", scope="{scope}", resource_metadata="{metadata_url}"'
+            )
+            return web.json_response(
+                {"error": "insufficient_scope", "error_description": exc.detail},
+                status=403,
+                headers={"WWW-Authenticate": challenge},
+            )
+        client = principal.name if principal is not ANONYMOUS else (request.remote or "?")
+        exchange = exchange_of(request)
+        exchange.principal = principal.name if principal is not ANONYMOUS else None
+        try:
+            self.limiter.acquire(client)
+        except CallError as exc:
+            return _rpc_error(
+                None,
+                -32000,
+                exc.detail,
+                status=exc.status,
+                headers={"Retry-After": f"{exc.retry_after or 1:g}"},
+            )
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):
+                return await self._dispatch(request)
+        except TimeoutError:
+            message = f"the request took longer than {self.settings.request_timeout:g} s"
+            stream = exchange.stream
+            if stream is None or not stream.started:
+                return _rpc_error(None, -32000, message, status=504)
+            # The answer is already an event stream: it ends with the error.
+            error = {"code": -32000, "message": message}
+            return await stream.finish({"jsonrpc": "2.0", "id": exchange.request_id, "error": error})
+        finally:
+            self.limiter.release(client)
+
+    # ---- End of the inbound checks. ----
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        """The MCP transport rules in order, each step answering the request or passing it on."""
+        rejection = _http_rejection(request)
+        if rejection is not None:
+            return rejection
+        envelope = await self._read_envelope(request)
+        if isinstance(envelope, web.StreamResponse):
+            return envelope
+        era = self._negotiate(envelope, request.headers)
+        if isinstance(era, web.StreamResponse):
+            return era
+        return await self._exchange(request, envelope, era)
+
+    async def _read_envelope(self, request: web.Request) -> _Envelope | web.StreamResponse:
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _rpc_error(
+                None, INVALID_REQUEST, f"body is larger than {self.settings.max_body_bytes} bytes", status=413
+            )
+        try:
+            message = json.loads(raw)
+            check_depth(message, self.settings.max_json_depth)
+        except (ValueError, RecursionError):
+            return _rpc_error(None, PARSE_ERROR, "Parse error", status=400)
+        except BadRequest as exc:
+            return _rpc_error(None, INVALID_REQUEST, exc.detail, status=400)
+        return _envelope(message)
+
+    def _negotiate(self, envelope: _Envelope, headers: Mapping[str, str]) -> _Era | web.StreamResponse:
+        """The request's protocol era; a 2026-07-28 request must also pass its routing-header rules."""
+        # RFC 9110 §5.5: a field value excludes the whitespace around it (aiohttp keeps trailing blanks).
+        pairs = [(name.lower(), value.strip(" \t")) for name, value in headers.items()]
+        lowered = dict(pairs)
+        version = lowered.get("mcp-protocol-version")
+        if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS:
+            connection = Connection.from_envelope(version or DEFAULT_NEGOTIATED_VERSION, None, None)
+            return _Era(connection, lowered, modern=False)
+        request_id = envelope.request_id
+        duplicated = find_duplicated_routing_header(pairs)
+        if duplicated is not None:
+            return _rpc_error(request_id, -32020, f"{duplicated} header appears more than once", status=400)
+        verdict = classify_inbound_request(envelope.message, headers=lowered)
+        if isinstance(verdict, InboundLadderRejection):
+            return _ladder_error(request_id, verdict, ERROR_CODE_HTTP_STATUS.get(verdict.code, 400))
+        method_check = self.method_checks.get(envelope.method)
+        rejection = method_check(envelope.params or {}, pairs) if method_check is not None else None
+        if rejection is not None:
+            return _ladder_error(request_id, rejection, 400)
+        connection = Connection.from_envelope(
+            verdict.protocol_version, verdict.client_info, verdict.client_capabilities
+        )
+        return _Era(connection, lowered, modern=True)
+
+    async def _exchange(self, request: web.Request, envelope: _Envelope, era: _Era) -> web.StreamResponse:
+        """Hand the request to the kernel; answer in JSON, or end the event stream it started."""
+        # Notifications about the call can travel only on an event stream the client accepts.
+        stream = EventStream(request) if _accepts_event_stream(request.headers.get("Accept", "")) else None
+        exchange = exchange_of(request)
+        exchange.stream, exchange.request_id = stream, envelope.request_id
+        dctx = OneShotDispatchContext(
+            transport=TransportContext(kind="streamable-http", can_send_request=False, headers=era.headers),
+            request_id=envelope.request_id,
+            message_metadata=ServerMessageMetadata(request_context=request),
+            progress_token=progress_token_from_params(envelope.params),
+            sink=stream,
+        )
+        try:
+            outcome = await _settle(
+                serve_one(
+                    self.service.server,
+                    dctx,
+                    envelope.method,
+                    envelope.params,
+                    connection=era.connection,
+                    lifespan_state=request.app[_LIFESPAN],
+                )
+            )
+        finally:
+            if stream is not None:
+                stream.close()
+        if stream is None or not stream.started:
+            return _reply(request, envelope.request_id, outcome, modern=era.modern)
+        if isinstance(outcome, ErrorData):
+            error = outcome.model_dump(mode="json", exclude_none=True)
+            return await stream.finish({"jsonrpc": "2.0", "id": envelope.request_id, "error": error})
+        return await stream.finish({"jsonrpc": "2.0", "id": envelope.request_id, "result": outcome})
+
+    def _param_header_rejection(
+        self, params: Mapping[str, Any], headers: list[tuple[str, str]]
+    ) -> InboundLadderRejection | None:
+        """SEP-2243: arguments the tool's schema mirrors into ``Mcp-Param-*`` headers must match them."""
+        name = params.get("name")
+        entry = self.service.tools.get(name) if isinstance(name, str) else None
+        arguments = params.get("arguments")
+        arguments = {} if arguments is None else arguments
+        if entry is None or not entry.param_headers or not isinstance(arguments, Mapping):
+            return None  # the kernel answers an unknown tool or malformed arguments
+        return validate_mcp_param_headers(entry.wire.input_schema, arguments, CIMultiDict(headers))
+
+
+def _http_rejection(request: web.Request) -> web.Response | None:
+    """The HTTP method, Accept and Content-Type rules of Streamable HTTP (stateless)."""
+    headers = request.headers
+    if request.method != "POST":
+        # Stateless server: no GET stream to open, no session to DELETE.
+        return _rpc_error(
+            None,
+            INVALID_REQUEST,
+            f"{request.method} is not supported; POST JSON-RPC here",
+            status=405,
+            headers={"Allow": "POST"},
+        )
+    if not _accepts_json(headers.get("Accept", "")):
+        return _rpc_error(None, INVALID_REQUEST, "Accept must include application/json", status=406)
+    if not headers.get("Content-Type", "").lower().startswith("application/json"):
+        return _rpc_error(None, INVALID_REQUEST, "Content-Type must be application/json", status=400)
+    return None
+
+
+def _envelope(message: Any) -> _Envelope | web.Response:
+    """A single JSON-RPC request, or the answer to anything else (notifications and responses: 202)."""
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or "method" not in message:
+        is_response = isinstance(message, dict) and ("result" in message or "error" in message)
+        if is_response and "method" not in message:
+            return web.Response(status=202)  # a client response: nothing to answer (no back-channel)
+        return _rpc_error(
+            None,
+            INVALID_REQUEST,
+            "Body must be a single JSON-RPC 2.0 request or notification object",
+            status=400,
+        )
+    if "id" not in message:
+        return web.Response(status=202)  # notifications need no answer on a stateless server
+    request_id, method, params = message["id"], message["method"], message.get("params")
+    if (
+        not isinstance(request_id, (str, int))
+        or isinstance(request_id, bool)
+        or not isinstance(method, str)
+        or (params is not None and not isinstance(params, dict))
+    ):
+        return _rpc_error(None, INVALID_REQUEST, "Invalid JSON-RPC request: id, method or params", status=400)
+    return _Envelope(request_id, method, params, message)
+
+
+def _ladder_error(request_id: Any, rejection: InboundLadderRejection, status: int) -> web.Response:
+    return _rpc_error(request_id, rejection.code, rejection.message, data=rejection.data, status=status)
+
+
+def _reply(
+    request: web.Request, request_id: Any, outcome: dict[str, Any] | ErrorData, *, modern: bool
+) -> web.Response:
+    if isinstance(outcome, ErrorData):
+        # The handshake era answers JSON-RPC errors with 200; 2026-07-28 maps codes to statuses.
+        status = ERROR_CODE_HTTP_STATUS.get(outcome.code, 500) if modern else 200
+        return _rpc_error(request_id, outcome.code, outcome.message, data=outcome.data, status=status)
+    response = web.json_response({"jsonrpc": "2.0", "id": request_id, "result": outcome}, dumps=compact_dumps)
+    if exchange_of(request).mocked:
+        response.headers[MOCK_HEADER] = "true"
+    return response
+
+
+async def _settle(call: Awaitable[dict[str, Any]]) -> dict[str, Any] | ErrorData:
+    """The call's result, or the JSON-RPC error its exception maps to."""
+    try:
+        return await call
+    except Exception as exc:
+        return modern_error_data(exc)
+
+
+def _accept_kinds(accept: str) -> set[str]:
+    return {part.split(";")[0].strip().lower() for part in accept.split(",")}
+
+
+def _accepts_json(accept: str) -> bool:
+    if not accept:
+        return True  # no preference stated: JSON is acceptable
+    return bool(_accept_kinds(accept) & {"application/json", "application/*", "*/*"})
+
+
+def _accepts_event_stream(accept: str) -> bool:
+    """Whether the client takes Server-Sent Events (stated, never assumed from a missing Accept)."""
+    return bool(_accept_kinds(accept) & {"text/event-stream", "text/*", "*/*"})

@@ -186,7 +186,7 @@ def test_json_body_keeps_types_and_drops_unresolved_leaves(tmp_path: Path) -> No
     ],
 )
 def test_body_types(body: Any, content_type: str, expected: bytes) -> None:
-    request = NaftikoRequest("POST", "/p", [], body, "body")({"x": "X"}, {})
+    request = NaftikoRequest("POST", "/p", [], body)({"x": "X"}, {})
     assert request.content_type == content_type
     assert request.body == expected
 
@@ -200,7 +200,6 @@ def test_multipart_and_body_parameters() -> None:
             "type": "multipartForm",
             "data": [{"name": "file", "value": "{{x}}", "filename": "a.txt", "contentType": "text/plain"}],
         },
-        "body",
     )
     request = multipart({"x": "content"}, {})
     assert request.content_type and request.content_type.startswith("multipart/form-data; boundary=")
@@ -208,17 +207,16 @@ def test_multipart_and_body_parameters() -> None:
 
     from host.naftiko.document import InputParameter
 
-    one = NaftikoRequest("POST", "/p", [InputParameter(name="body", **{"in": "body"})], None, "body")
+    one = NaftikoRequest("POST", "/p", [InputParameter(name="body", **{"in": "body"})], None)
     assert json.loads(one({"body": {"k": 1}}, {}).body or b"") == {"k": 1}
     two = NaftikoRequest(
         "POST",
         "/p",
         [InputParameter(name="a", **{"in": "body"}), InputParameter(name="b", **{"in": "body"})],
         None,
-        "body",
     )
     assert json.loads(two({"a": 1, "b": [2]}, {}).body or b"") == {"a": 1, "b": [2]}
-    passthrough = NaftikoRequest("PUT", "/p", [], None, "body")
+    passthrough = NaftikoRequest("PUT", "/p", [], None)
     assert json.loads(passthrough({"body": {"z": True}}, {}).body or b"") == {"z": True}
 
 

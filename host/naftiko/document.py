@@ -20,12 +20,6 @@ class Lenient(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
 
 
-class Info(Lenient):
-    label: str = ""
-    description: str = ""
-    tags: list[Any] = []
-
-
 class Bind(Lenient):
     namespace: str = "env"
     location: str | None = None

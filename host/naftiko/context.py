@@ -1,0 +1,89 @@
+"""What every part of the compiler shares: the file being compiled, its results so far, and how to warn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from host.model import (
+    CallerAuth,
+    ConsumedApi,
+    EnvVar,
+    McpPrompt,
+    McpResource,
+    McpTool,
+    RestResource,
+)
+from host.naftiko.document import ConsumedOperationSpec, InputParameter
+
+
+class FileError(Exception):
+    """The whole file cannot be served."""
+
+
+@dataclass
+class Compiled:
+    apis: list[ConsumedApi] = field(default_factory=list)
+    rest: list[RestResource] = field(default_factory=list)
+    tools: list[McpTool] = field(default_factory=list)
+    resources: list[McpResource] = field(default_factory=list)
+    prompts: list[McpPrompt] = field(default_factory=list)
+    stdio_tools: list[McpTool] = field(default_factory=list)
+    # (namespace, description) of each HTTP MCP adapter: the server's name and instructions (§4.9)
+    mcp_adapters: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ConsumedOp:
+    """A consumed operation and what the exposures need to know about it."""
+
+    namespace: str
+    spec: ConsumedOperationSpec
+    path: str
+    params: list[InputParameter]
+
+
+@dataclass
+class Context:
+    """One file's compilation state, passed to the consumes, exposes and schema builders."""
+
+    file: Path
+    strict: bool
+    warn: Callable[[str, str], None]
+    note: Callable[[str, str], None]  # information that does not make the file deviate (ignored ports, ...)
+    out: Compiled = field(default_factory=Compiled)
+    ops: dict[str, ConsumedOp] = field(default_factory=dict)
+    variables: list[EnvVar] = field(default_factory=list)  # the file's binds
+    declared: int = 0  # exposure items the file declares, served or not
+    caller_auth: CallerAuth | None = None  # the current adapter's own inbound authentication
+
+    def list_of(self, parent: Any, key: str, path: str) -> list[Any]:
+        value = parent.get(key) if isinstance(parent, dict) else None
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise FileError(f"{path}: must be a list")
+        return value
+
+    def model(self, model: type[BaseModel], value: Any, path: str) -> Any:
+        """``value`` validated as ``model``; ``None`` (and a warning) when it is not one."""
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(item)'}: {e['msg']}" for e in exc.errors()[:3]
+            )
+            self.warn(path, f"invalid ({problems}); disabled")
+            return None
+
+    def items(self, model: type[BaseModel], raw: list[Any], path: str) -> list[tuple[int, Any]]:
+        """Validate list items one by one: one bad item is disabled, its siblings are kept."""
+        validated = ((index, self.model(model, item, f"{path}[{index}]")) for index, item in enumerate(raw))
+        return [(index, item) for index, item in validated if item is not None]
+
+    def params(self, raw: list[Any], path: str) -> list[InputParameter]:
+        return [param for _, param in self.items(InputParameter, raw, path)]

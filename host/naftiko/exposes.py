@@ -1,0 +1,301 @@
+"""The exposing side of a capability: REST resources and MCP tools, resources and prompts."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from host.model import (
+    CallerAuth,
+    ConsumedApi,
+    ConsumedOperation,
+    McpPrompt,
+    McpResource,
+    McpTool,
+    MockRequest,
+    PromptArgument,
+    RestResource,
+    ToolHints,
+    UpstreamResponse,
+)
+from host.naftiko.context import Context, FileError
+from host.naftiko.document import (
+    AuthSpec,
+    ExposedOperationSpec,
+    ExposedResourceSpec,
+    McpResourceSpec,
+    PromptSpec,
+    ToolSpec,
+)
+from host.naftiko.outputs import Mapper, output_mapper
+from host.naftiko.requests import WithMapping
+from host.naftiko.schemas import declared_schema, derived_schema
+
+
+def compile_exposes(ctx: Context, adapter: Any, path: str) -> None:
+    """One adapter of ``capability.exposes``: its items are appended to ``ctx.out``."""
+    if not isinstance(adapter, dict):
+        ctx.warn(path, "not a mapping; ignored")
+        return
+    kind = adapter.get("type")
+    namespace = str(adapter.get("namespace") or kind or "exposes")
+    if "port" in adapter:
+        ctx.note(
+            f"{path}.port",
+            f"port {adapter['port']} ignored: every capability shares the host's REST and MCP ports",
+        )
+    if kind in {"rest", "mcp"}:
+        ctx.declared += _declared_items(adapter, rest=kind == "rest")
+    ctx.caller_auth = _caller_auth(ctx, adapter.get("authentication"), f"{path}.authentication")
+    if kind == "rest":
+        for index, resource in enumerate(ctx.list_of(adapter, "resources", f"{path}.resources")):
+            _rest_resource(ctx, resource, namespace, f"{path}.resources[{index}]")
+    elif kind == "mcp":
+        _mcp_adapter(ctx, adapter, namespace, path)
+    elif kind in {"skill", "control"}:
+        ctx.note(path, f"{kind} adapter loaded but not served by this host")
+    else:
+        ctx.warn(f"{path}.type", f"exposes type {kind!r} is not supported; skipped")
+
+
+def _declared_items(adapter: dict[str, Any], *, rest: bool) -> int:
+    """How many items an adapter declares: a REST resource counts its operations."""
+    count = 0
+    for key in ("resources", "tools", "prompts"):
+        items = adapter.get(key)
+        if isinstance(items, list):
+            count += sum(len(i.get("operations") or []) if rest and isinstance(i, dict) else 1 for i in items)
+    return count
+
+
+def _mcp_adapter(ctx: Context, adapter: dict[str, Any], namespace: str, path: str) -> None:
+    stdio = adapter.get("transport") == "stdio"
+    if stdio:
+        ctx.note(path, "stdio MCP adapter: its tools are served by `host serve --stdio FILE`")
+    else:
+        ctx.out.mcp_adapters.append((namespace, str(adapter.get("description") or "")))
+    for index, tool in enumerate(ctx.list_of(adapter, "tools", f"{path}.tools")):
+        _tool(ctx, tool, namespace, f"{path}.tools[{index}]", stdio=stdio)
+    for index, resource in enumerate(ctx.list_of(adapter, "resources", f"{path}.resources")):
+        _mcp_resource(ctx, resource, namespace, f"{path}.resources[{index}]")
+    for index, prompt in enumerate(ctx.list_of(adapter, "prompts", f"{path}.prompts")):
+        _prompt(ctx, prompt, f"{path}.prompts[{index}]")
+
+
+def _caller_auth(ctx: Context, raw: Any, path: str) -> CallerAuth | None:
+    """An adapter's own inbound authentication: bearer, apikey (header) or basic."""
+    if raw is None:
+        return None
+    spec: AuthSpec | None = ctx.model(AuthSpec, raw, path)
+    if spec is None:
+        return None
+    kind = spec.type.lower()
+    variables = tuple(ctx.variables)
+    key_name = spec.key or (spec.model_extra or {}).get("name")
+    if kind == "bearer" and spec.token:
+        return CallerAuth("bearer", spec.token, variables=variables)
+    if kind == "apikey" and key_name:
+        if (spec.placement or "header").lower() == "query":
+            ctx.warn(f"{path}.placement", "callers' keys are read from a header only, never the query")
+        return CallerAuth("apikey", spec.value or "", name=str(key_name), variables=variables)
+    if kind == "basic" and spec.username is not None:
+        return CallerAuth("basic", spec.password or "", username=spec.username, variables=variables)
+    # An adapter that asks for authentication the host cannot check must not be served open.
+    raise FileError(f"{path}: inbound {spec.type} authentication is not supported; use [[auth.keys]]")
+
+
+def _rest_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
+    resource: ExposedResourceSpec | None = ctx.model(ExposedResourceSpec, raw, path)
+    if resource is None:
+        return
+    if resource.forward is not None and not resource.operations:
+        ctx.warn(f"{path}.forward", "forward is not supported; disabled")
+    for index, op in enumerate(resource.operations):
+        op_path = f"{path}.operations[{index}]"
+        params = [*resource.inputParameters, *op.inputParameters]
+        target = _target(ctx, op, namespace, op_path)
+        if target is None:
+            continue
+        operation, output = target
+        declared = {p.in_: [q.name for q in params if q.in_ == p.in_] for p in params}
+        ctx.out.rest.append(
+            RestResource(
+                method=op.method.upper(),
+                path=_route_path(resource.path),
+                operation=operation,
+                description=op.description or resource.description,
+                body_argument="body",
+                query=tuple(declared.get("query", [])),
+                headers=tuple(declared.get("header", [])),
+                pass_undeclared=True,
+                input_schema=declared_schema(ctx, params, op_path),
+                map_arguments=WithMapping(op.with_, namespace),
+                output=output,
+                caller_auth=ctx.caller_auth,
+            )
+        )
+
+
+def _tool(ctx: Context, raw: Any, namespace: str, path: str, *, stdio: bool = False) -> None:
+    tool: ToolSpec | None = ctx.model(ToolSpec, raw, path)
+    if tool is None:
+        return
+    target = _target(ctx, tool, namespace, path)
+    if target is None:
+        return
+    operation, output = target
+    if tool.inputParameters:
+        schema = declared_schema(ctx, tool.inputParameters, path)
+    else:
+        schema = derived_schema(ctx, tool, namespace, operation)
+    hints = tool.hints or {}
+    (ctx.out.stdio_tools if stdio else ctx.out.tools).append(
+        McpTool(
+            name=tool.name,
+            title=tool.label,
+            description=tool.description or tool.label or tool.name,
+            operation=operation,
+            input_schema=schema,
+            output=output,
+            hints=ToolHints(
+                read_only=_bool(hints.get("readOnly")),
+                destructive=_bool(hints.get("destructive")),
+                idempotent=_bool(hints.get("idempotent")),
+                open_world=_bool(hints.get("openWorld")),
+            ),
+            map_arguments=WithMapping(tool.with_, namespace),
+            caller_auth=ctx.caller_auth,
+        )
+    )
+
+
+def _mcp_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
+    spec: McpResourceSpec | None = ctx.model(McpResourceSpec, raw, path)
+    if spec is None:
+        return
+    if spec.call:
+        if spec.call not in ctx.ops:
+            ctx.warn(f"{path}.call", f"{spec.call!r} names no consumed operation; resource disabled")
+            return
+        ctx.out.resources.append(
+            McpResource(
+                uri=spec.uri,
+                name=spec.name,
+                title=spec.label,
+                description=spec.description,
+                mime_type=spec.mimeType or "application/json",
+                operation=spec.call,
+                output=output_mapper(spec.outputParameters, f"{path}.outputParameters"),
+                map_arguments=WithMapping(spec.with_, namespace),
+            )
+        )
+    elif spec.location:
+        text = _static_file(ctx, spec.location, f"{path}.location")
+        if text is not None:
+            ctx.out.resources.append(
+                McpResource(
+                    uri=spec.uri,
+                    name=spec.name,
+                    title=spec.label,
+                    description=spec.description,
+                    mime_type=spec.mimeType or "text/plain",
+                    text=text,
+                )
+            )
+    else:
+        ctx.warn(path, "resource has neither call nor location; disabled")
+
+
+def _prompt(ctx: Context, raw: Any, path: str) -> None:
+    spec: PromptSpec | None = ctx.model(PromptSpec, raw, path)
+    if spec is None:
+        return
+    messages: list[tuple[str, str]] = [
+        (str(m.get("role", "user")), str(m.get("content", ""))) for m in spec.template if isinstance(m, dict)
+    ]
+    if not messages and spec.location:
+        text = _static_file(ctx, spec.location, f"{path}.location")
+        if text is None:
+            return
+        messages = [("user", text)]
+    arguments = tuple(
+        PromptArgument(str(a.get("name")), str(a.get("description", "")), bool(a.get("required", False)))
+        for a in spec.arguments
+        if isinstance(a, dict) and a.get("name")
+    )
+    ctx.out.prompts.append(
+        McpPrompt(
+            name=spec.name,
+            title=spec.label,
+            description=spec.description,
+            arguments=arguments,
+            messages=tuple(messages),
+        )
+    )
+
+
+def _static_file(ctx: Context, location: str, path: str) -> str | None:
+    """A ``file:///`` text: relative forms stay inside the capability file's folder."""
+    base = ctx.file.parent.resolve()
+    if location.startswith("file:///./") or not location.startswith("file://"):
+        relative = location[len("file:///./") :] if location.startswith("file:///./") else location
+        target = (base / relative).resolve()
+        if not target.is_relative_to(base):
+            ctx.warn(path, f"{location!r} leaves the capability's folder; disabled")
+            return None
+    else:
+        target = Path(unquote(urlsplit(location).path))
+    try:
+        return target.read_text(encoding="utf-8")
+    except OSError as exc:
+        ctx.warn(path, f"cannot read {target}: {exc.strerror or type(exc).__name__}; disabled")
+        return None
+
+
+def _target(ctx: Context, op: ExposedOperationSpec, namespace: str, path: str) -> tuple[str, Any] | None:
+    """The operation an exposure calls (synthesising a static one for mock exposures) and its output."""
+    if op.steps:
+        ctx.warn(f"{path}.steps", "orchestrated steps are not supported; disabled")
+        return None
+    output = output_mapper(op.outputParameters, f"{path}.outputParameters")
+    if op.call:
+        if op.call not in ctx.ops:
+            ctx.warn(f"{path}.call", f"{op.call!r} names no consumed operation; disabled")
+            return None
+        return op.call, output
+    if not op.outputParameters:
+        ctx.warn(path, "neither call nor static output; disabled")
+        return None
+    return _static_operation(ctx, op.method.upper() or "GET", namespace, output), None
+
+
+def _static_operation(ctx: Context, method: str, namespace: str, output: Mapper | None) -> str:
+    """A mock exposure: a static operation answering the mapped value of an empty document."""
+    name = f"static-{len(ctx.out.apis)}-{secrets.token_hex(3)}"
+    static_ns = f"{namespace}-static"
+    payload = json.dumps(output(None) if output else None).encode()
+
+    def answer(request: MockRequest, payload: bytes = payload) -> UpstreamResponse:
+        return UpstreamResponse(200, payload)
+
+    operation = ConsumedOperation(name=name, method=method, path="/", mock=answer, static=True)
+    existing = next((api for api in ctx.out.apis if api.namespace == static_ns), None)
+    if existing is None:
+        ctx.out.apis.append(ConsumedApi(namespace=static_ns, base_uri="static://", operations=(operation,)))
+    else:
+        ctx.out.apis[ctx.out.apis.index(existing)] = ConsumedApi(
+            namespace=static_ns, base_uri="static://", operations=(*existing.operations, operation)
+        )
+    return f"{static_ns}.{name}"
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _route_path(path: str) -> str:
+    return re.sub(r"\{\{\s*([^}\s]+)\s*\}\}", r"{\1}", path)

@@ -1,0 +1,111 @@
+"""Output parameters: mapping a decoded upstream document into what the caller gets (spec §4.7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from host.naftiko.context import FileError
+from host.naftiko.document import OutputParameter
+from host.naftiko.jsonpath import JsonPathError, compile_path
+
+Mapper = Callable[[Any], Any]
+
+
+def output_mapper(outputs: list[OutputParameter], path: str) -> Mapper | None:
+    """The first output whose mapping gives a value wins; ``None`` when the file declares none."""
+    if not outputs:
+        return None
+    compiled = [_mapper(o, f"{path}[{i}]") for i, o in enumerate(outputs)]
+    mappers = [m for m in compiled if m is not None]
+    if not mappers:
+        return None
+
+    def first_non_null(document: Any) -> Any:
+        for mapper in mappers:
+            value = mapper(document)
+            if value is not None:
+                return value
+        return None
+
+    return first_non_null
+
+
+def _expression(o: OutputParameter) -> str | None:
+    if o.mapping is not None:
+        return o.mapping
+    if isinstance(o.value, str) and o.value.strip().startswith("$"):
+        return o.value
+    return None
+
+
+def _finder(expression: str | None, path: str) -> Mapper | None:
+    if expression is None:
+        return None
+    try:
+        return compile_path(expression).find
+    except JsonPathError as exc:
+        raise FileError(f"{path}.mapping: invalid JSONPath: {exc}") from None
+
+
+def _mapper(o: OutputParameter, path: str) -> Mapper | None:
+    kind = (o.type or "object").lower()
+    expression = _expression(o)
+    if expression is None and (o.value is not None or o.const is not None):
+        static = o.const if o.const is not None else o.value
+        return lambda _document: static
+    finder = _finder(expression, path)
+    if kind == "array":
+        return _array(o, finder, path)
+    if kind == "object" and o.properties:
+        return _object(o.properties, finder, path)
+    if kind == "object" and o.values is not None and finder is not None:
+        return _values(o.values, finder, path)
+    if finder is not None and o.maxLength:
+        return _trimmed(finder, o.maxLength)
+    return finder
+
+
+def _array(o: OutputParameter, finder: Mapper | None, path: str) -> Mapper | None:
+    item = _mapper(o.items, f"{path}.items") if o.items else None
+    if finder is None:
+        return None
+
+    def array(document: Any) -> Any:
+        found = finder(document)
+        if found is None:
+            return None
+        elements = found if isinstance(found, list) else [found]
+        return [item(element) for element in elements] if item else elements
+
+    return array
+
+
+def _object(properties: dict[str, OutputParameter], finder: Mapper | None, path: str) -> Mapper:
+    props = {k: _mapper(v, f"{path}.properties.{k}") for k, v in properties.items()}
+
+    def obj(document: Any) -> Any:
+        base = finder(document) if finder else document
+        return {k: (m(base) if m else None) for k, m in props.items()}
+
+    return obj
+
+
+def _values(values: OutputParameter, finder: Mapper, path: str) -> Mapper:
+    each = _mapper(values, f"{path}.values")
+
+    def mapped(document: Any) -> Any:
+        found = finder(document)
+        if not isinstance(found, dict):
+            return found
+        return {k: (each(v) if each else v) for k, v in found.items()}
+
+    return mapped
+
+
+def _trimmed(finder: Mapper, limit: int) -> Mapper:
+    def trimmed(document: Any) -> Any:
+        value = finder(document)
+        return value[:limit] if isinstance(value, str) else value
+
+    return trimmed

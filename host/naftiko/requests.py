@@ -1,0 +1,240 @@
+"""Building a consumed operation's request from a caller's arguments (spec §4.4 to §4.6)."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from host import templates
+from host.errors import InvalidArguments, MissingArgument
+from host.model import OutboundRequest
+from host.naftiko.document import InputParameter
+
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+CONTENT_TYPES = {
+    "json": "application/json",
+    "xml": "application/xml",
+    "sparql": "application/sparql-query",
+    "text": "text/plain",
+    "yaml": "application/yaml",
+    "formUrlEncoded": "application/x-www-form-urlencoded",
+}
+# Prefixes by which a `with` value or template names the caller's argument `x`: `tools.x`, `rest.x`.
+PREFIXES = ("tools", "rest")
+
+
+def argument_refs(value: Any, namespace: str) -> list[str]:
+    """Caller arguments a `with` value refers to: ``tools.x``, ``rest.x``, ``<ns>.x``, or ``{{tools.x}}``."""
+    if not isinstance(value, str):
+        return []
+    ref = reference(value, namespace)
+    if ref is not None:
+        return [ref]
+    return [
+        n.split(".", 1)[1] if n.split(".", 1)[0] in (*PREFIXES, namespace) else n
+        for n in templates.names(value, single_brace=False)
+    ]
+
+
+def reference(value: str, namespace: str) -> str | None:
+    prefix, _, name = value.partition(".")
+    if name and prefix in (*PREFIXES, namespace) and re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+        return name
+    return None
+
+
+def body_refs(body: Any) -> list[str]:
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, str):
+            found.extend(n.split(".", 1)[-1] for n in templates.names(node, single_brace=False))
+        elif isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(body.get("data") if isinstance(body, dict) and "type" in body else body)
+    return found
+
+
+@dataclass(frozen=True)
+class WithMapping:
+    """An exposure's ``with``: the caller's arguments pass by name, then ``with`` keys are set."""
+
+    with_: Mapping[str, Any] | None
+    namespace: str
+
+    def __call__(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        result = dict(arguments)
+        for key, value in (self.with_ or {}).items():
+            if isinstance(value, str):
+                ref = reference(value, self.namespace)
+                if ref is not None:
+                    if ref in arguments:
+                        result[key] = arguments[ref]
+                    else:
+                        result.pop(key, None)
+                    continue
+                whole = templates.whole_placeholder(value)
+                if whole is not None:
+                    found = templates.lookup(arguments, whole)
+                    if found is not None:
+                        result[key] = found
+                    continue
+                result[key] = templates.render(value, arguments, single_brace=False)
+            else:
+                result[key] = value
+        return result
+
+
+@dataclass(frozen=True)
+class NaftikoRequest:
+    """Builds one consumed operation's request (spec §4.4 to §4.6)."""
+
+    method: str
+    path: str
+    params: list[InputParameter]
+    body: Any
+
+    def __call__(self, arguments: Mapping[str, Any], variables: Mapping[str, str]) -> OutboundRequest:
+        context: dict[str, Any] = {**variables, **arguments}
+        query: list[tuple[str, str]] = []
+        headers: dict[str, str] = {}
+        cookies: list[str] = []
+        body_params: dict[str, Any] = {}
+        for p in self.params:
+            value = self._value(p, context, arguments)
+            if value is None:
+                if p.required:
+                    raise MissingArgument({p.name: [f"is required ({p.in_ or 'query'} parameter)"]})
+                continue
+            where = p.in_ or "query"
+            if where == "query":
+                query.append((p.name, templates.as_text(value)))
+            elif where == "header":
+                text = templates.as_text(value)
+                if "\r" in text or "\n" in text:
+                    raise InvalidArguments({p.name: ["must not contain line breaks (header parameter)"]})
+                headers[p.name] = text
+            elif where == "cookie":
+                cookies.append(f"{p.name}={quote(templates.as_text(value), safe='')}")
+            elif where == "path":
+                context[p.name] = value
+            elif where == "body":
+                body_params[p.name] = value
+        if cookies:
+            headers["Cookie"] = "; ".join(cookies)
+
+        def missing(name: str) -> str:
+            raise MissingArgument({name.split(".", 1)[-1]: ["is required (path parameter)"]})
+
+        path = templates.render(self.path, context, on_missing=missing, encode=lambda v: quote(v, safe=""))
+        data, content_type = self._body(context, arguments, body_params)
+        return OutboundRequest(self.method, path, tuple(query), headers, data, content_type)
+
+    @staticmethod
+    def _value(p: InputParameter, context: Mapping[str, Any], arguments: Mapping[str, Any]) -> Any:
+        if isinstance(p.value, str):
+            whole = templates.whole_placeholder(p.value)
+            if whole is not None:
+                return templates.lookup(context, whole)
+            if p.value.strip().startswith("$"):
+                return arguments.get(p.name)  # an input `mapping` into the body: read by name
+            return templates.render(p.value, context) if templates.names(p.value) else p.value
+        if p.value is not None:
+            return p.value
+        if p.in_ == "environment":
+            return context.get(p.name)
+        return arguments.get(p.name)
+
+    def _body(
+        self, context: Mapping[str, Any], arguments: Mapping[str, Any], body_params: dict[str, Any]
+    ) -> tuple[bytes | None, str | None]:
+        body = self.body
+        if body is not None:
+            if isinstance(body, str):
+                return templates.render(body, context, single_brace=False).encode(), "application/json"
+            if isinstance(body, dict) and "type" in body:
+                kind = str(body.get("type"))
+                data = body.get("data")
+                if kind == "json":
+                    if isinstance(data, str):
+                        return templates.render(
+                            data, context, single_brace=False
+                        ).encode(), "application/json"
+                    return json.dumps(render_json(data, context)).encode(), "application/json"
+                if kind == "formUrlEncoded":
+                    if isinstance(data, dict):
+                        pairs = render_json(data, context)
+                        return urlencode(
+                            {k: templates.as_text(v) for k, v in pairs.items()}
+                        ).encode(), CONTENT_TYPES[kind]
+                    return templates.render(
+                        str(data or ""), context, single_brace=False
+                    ).encode(), CONTENT_TYPES[kind]
+                if kind == "multipartForm":
+                    return _multipart(data, context)
+                text = data if isinstance(data, str) else json.dumps(data)
+                rendered = templates.render(text or "", context, single_brace=False).encode()
+                return rendered, CONTENT_TYPES.get(kind, "text/plain")
+            return json.dumps(render_json(body, context)).encode(), "application/json"
+        if body_params:
+            document = next(iter(body_params.values())) if len(body_params) == 1 else body_params
+            return json.dumps(document).encode(), "application/json"
+        if self.method in BODY_METHODS and arguments.get("body") is not None:
+            return json.dumps(arguments["body"]).encode(), "application/json"  # request body passthrough
+        return None, None
+
+
+def render_json(node: Any, context: Mapping[str, Any]) -> Any:
+    """Render every string leaf; a leaf that is one placeholder keeps the value's JSON type.
+
+    A leaf whose only placeholder is unresolved is dropped (the reference sends ``""``).
+    """
+    if isinstance(node, dict):
+        result = {}
+        for key, value in node.items():
+            rendered = render_json(value, context)
+            if rendered is not _DROP:
+                result[key] = rendered
+        return result
+    if isinstance(node, list):
+        return [item for item in (render_json(v, context) for v in node) if item is not _DROP]
+    if isinstance(node, str):
+        whole = templates.whole_placeholder(node)
+        if whole is not None:
+            value = templates.lookup(context, whole)
+            return _DROP if value is None else value
+        return templates.render(node, context, single_brace=False)
+    return node
+
+
+_DROP: Any = object()
+
+
+def _multipart(data: Any, context: Mapping[str, Any]) -> tuple[bytes, str]:
+    boundary = "host-" + secrets.token_hex(12)
+    chunks: list[bytes] = []
+    for part in data if isinstance(data, list) else []:
+        if not isinstance(part, dict) or "name" not in part:
+            continue
+        value = render_json(part.get("value", ""), context)
+        if value is _DROP:
+            continue
+        disposition = f'form-data; name="{part["name"]}"'
+        if part.get("filename"):
+            disposition += f'; filename="{part["filename"]}"'
+        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+        if part.get("contentType"):
+            head += f"Content-Type: {part['contentType']}\r\n"
+        chunks.append(f"{head}\r\n{templates.as_text(value)}\r\n".encode())
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"

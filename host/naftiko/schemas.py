@@ -1,0 +1,84 @@
+"""Input schemas of exposures: declared by the file, or derived from `with` and the consumed operation."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from host import templates
+from host.model import JsonSchema
+from host.naftiko.context import Context
+from host.naftiko.document import InputParameter, ToolSpec
+from host.naftiko.requests import argument_refs, body_refs
+
+JSON_TYPES = {"string", "number", "integer", "boolean", "array", "object"}
+
+
+def declared_schema(ctx: Context, params: list[InputParameter], path: str) -> JsonSchema:
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for p in params:
+        properties[p.name] = param_schema(ctx, p, path)
+        # Generated files omit `required` on optional inputs (the schema default is true).
+        if p.required or (p.required is None and ctx.strict):
+            required.append(p.name)
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def param_schema(ctx: Context, p: InputParameter, path: str) -> dict[str, Any]:
+    kind = (p.type or "string").lower()
+    if kind not in JSON_TYPES:
+        kind = "string"
+    schema: dict[str, Any] = {"type": kind}
+    if p.description:
+        schema["description"] = p.description
+    if p.pattern:
+        try:
+            re.compile(p.pattern)
+            schema["pattern"] = p.pattern
+        except re.error:
+            ctx.warn(f"{path}.{p.name}.pattern", f"invalid pattern {p.pattern!r}; not enforced")
+    return schema
+
+
+def derived_schema(ctx: Context, tool: ToolSpec, namespace: str, operation: str) -> JsonSchema:
+    """A tool without declared inputs: its inputs come from `with` and the consumed operation."""
+    op = ctx.ops.get(operation)
+    op_params = {p.name: p for p in op.params} if op else {}
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+
+    def add(name: str, source: InputParameter | None) -> None:
+        if name in properties:
+            return
+        # An argument nothing declares may be any JSON value: a body template keeps arrays and numbers.
+        properties[name] = (
+            param_schema(ctx, source, "") if source else {"description": f"passed to {operation}"}
+        )
+        if source is not None and source.required:
+            required.append(name)
+
+    mapped_targets: set[str] = set()
+    for key, value in (tool.with_ or {}).items():
+        mapped_targets.add(key)
+        for ref in argument_refs(value, namespace):
+            add(ref, op_params.get(key) or op_params.get(ref))
+    if op is not None:
+        for p in op.params:
+            if p.name in mapped_targets or p.value is not None or p.in_ == "environment":
+                continue
+            add(p.name, p)
+        for name in templates.names(op.path):
+            short = name.split(".", 1)[-1]
+            if name not in mapped_targets:
+                add(short, None)
+                required.append(short)
+        for name in body_refs(op.spec.body):
+            add(name, None)
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = sorted(set(required))
+    return schema

@@ -4,6 +4,7 @@ The public API for plugin authors is what this module exports; everything
 else is internal and may change.
 """
 
+from host.errors import InvalidArguments
 from host.hookspecs import hookimpl
 from host.model import (
     ANY_OBJECT,
@@ -14,13 +15,16 @@ from host.model import (
     ContentBlock,
     EnvVar,
     ImageBlock,
+    InputHook,
     InputRequest,
     InputRequired,
     InputRound,
     McpPrompt,
     McpResource,
     McpTool,
+    MockHandler,
     MockRequest,
+    OutputMapping,
     PromptArgument,
     ResourceBlock,
     RestResource,
@@ -43,13 +47,17 @@ __all__ = [
     "ContentBlock",
     "EnvVar",
     "ImageBlock",
+    "InputHook",
     "InputRequest",
     "InputRequired",
     "InputRound",
+    "InvalidArguments",
     "McpPrompt",
     "McpResource",
     "McpTool",
+    "MockHandler",
     "MockRequest",
+    "OutputMapping",
     "PromptArgument",
     "ResourceBlock",
     "RestResource",

@@ -150,12 +150,17 @@ def _plugins(config: HostConfig, *, as_json: bool) -> int:
     logging.getLogger("host.plugins").setLevel(logging.CRITICAL)  # failures are in the listing itself
     catalog = load_catalog(only=config.plugins.load)
     if as_json:
-        print(json.dumps({"plugins": [info.as_json() for info in catalog.plugins]}, indent=2))
+        listing = {
+            "plugins": [info.as_json() for info in catalog.plugins],
+            "builtins": [info.as_json() for info in catalog.builtins],
+        }
+        print(json.dumps(listing, indent=2))
         return 0
     if not catalog.plugins:
         print("no plugins installed (entry-point group host.plugins)")
-    for info in catalog.plugins:
-        print(f"{info.name} {info.version or ''} ({info.dist or 'registered in process'})".rstrip())
+    for info in [*catalog.plugins, *catalog.builtins]:
+        where = "built-in" if info.builtin else info.dist or "registered in process"
+        print(f"{info.name} {info.version or ''} ({where})".rstrip())
         if info.error:
             print(f"  ERROR: {info.error}")
             continue

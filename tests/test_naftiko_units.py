@@ -352,7 +352,7 @@ def test_auth_types() -> None:
 
 
 def test_digest_answer_matches_rfc_2617_example(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("host.engine.secrets.token_hex", lambda n: "0a4f113b")
+    monkeypatch.setattr("host.upstream.secrets.token_hex", lambda n: "0a4f113b")
     answer = digest_authorization(
         'Digest realm="testrealm@host.com", qop="auth,auth-int", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", '
         'opaque="5ccc069c403ebaf9f0171e9517f40e41"',

@@ -19,13 +19,16 @@ from typing import Any
 from aiohttp import web
 
 from host.adapters.mcp import McpSettings, TransportGuard, build_mcp_app
-from host.adapters.rest import RestSettings, build_rest_app
+from host.adapters.rest import REST_PORT, RestSettings, build_rest_app
 from host.config import HostConfig
 from host.engine import Engine
 from host.errors import StartupError
-from host.inbound import Authenticator, ConcurrencyLimiter
+from host.gate import Gate, authenticators
+from host.inbound import Adapter, Authenticator, ConcurrencyLimiter
 from host.observability import PLUGIN_FAILURES, http_middleware, metrics_handler
 from host.plugins import Catalog, load_catalog
+
+__all__ = ["Core", "Host", "announce", "authenticators", "build", "build_core", "check_exposure"]
 
 log = logging.getLogger("host")
 
@@ -101,29 +104,26 @@ def build(
     """Everything ``serve`` does before listening. Raises :class:`StartupError`."""
     core = build_core(config, environ, strict=strict, extra_plugins=extra_plugins, discover=discover)
     host = Host(config, core.catalog, core.engine)
-    inbound = authenticators(config, environ)
-    check_exposure(config, inbound)
+    gate = Gate(config, environ)  # the one inbound policy of both ports
+    check_exposure(config, gate.authenticators)
     server, limits = config.server, config.limits
     host.rest = build_rest_app(
         host.engine,
         host.catalog,
         environ=environ,
-        authenticator=inbound["rest"],
-        limiter=ConcurrencyLimiter(limits),
         readiness=host.readiness,
-        settings=RestSettings(server.max_body_bytes, limits.max_json_depth, limits.request_timeout),
+        settings=RestSettings(server.max_body_bytes, limits.max_json_depth),
     )
+    host.rest.middlewares.insert(0, gate.middleware(REST_PORT))
     host.mcp = build_mcp_app(
         host.engine,
         host.catalog,
         guard=TransportGuard.for_bind(server.host, server.allowed_hosts, server.allowed_origins),
-        authenticator=inbound["mcp"],
+        authenticator=gate.authenticators["mcp"],
         limiter=ConcurrencyLimiter(limits),
         settings=McpSettings(server.max_body_bytes, limits.max_json_depth, limits.request_timeout),
         environ=environ,
     )
-    # Request ids and metrics wrap everything else on both ports.
-    host.rest.middlewares.insert(0, http_middleware("rest"))
     host.mcp.middlewares.insert(0, http_middleware("mcp"))
     host.rest.router.add_get("/metrics", metrics_handler)
     for info in host.catalog.failures:
@@ -153,11 +153,6 @@ class _SharedLifecycle:
                 await self.engine.close()
 
 
-def authenticators(config: HostConfig, environ: Mapping[str, str]) -> dict[str, Authenticator]:
-    """One per adapter; reads the keys from the environment (a missing one is a start-up error)."""
-    return {adapter: Authenticator(config.auth, environ, adapter) for adapter in ("rest", "mcp")}
-
-
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -167,12 +162,12 @@ def _is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
-def check_exposure(config: HostConfig, authenticators: dict[str, Authenticator]) -> None:
+def check_exposure(config: HostConfig, inbound: Mapping[Adapter, Authenticator]) -> None:
     """Refuse to serve an open door: a non-loopback address needs inbound auth or an explicit opt-out."""
     server = config.server
     if _is_loopback(server.host):
         return
-    open_adapters = [name for name, auth in authenticators.items() if not auth.enabled]
+    open_adapters = [name for name, auth in inbound.items() if not auth.enabled]
     if not open_adapters:
         return
     if not server.allow_unauthenticated:

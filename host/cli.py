@@ -15,7 +15,7 @@ from typing import Any
 from host import __version__, scaffold
 from host.config import HostConfig, load_config
 from host.errors import StartupError
-from host.observability import TEXT_FORMAT, JsonFormatter, RequestIdFilter
+from host.observability import JsonFormatter, RequestIdFilter, TextFormatter
 from host.plugins import load_catalog
 from host.secrets import install_redaction
 from host.supervisor import worker_id
@@ -118,7 +118,7 @@ def _supervise(config: HostConfig, args: argparse.Namespace, workers: int) -> in
 def _configure_logging(config: HostConfig) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
-    formatter = JsonFormatter() if config.logging.format == "json" else logging.Formatter(TEXT_FORMAT)
+    formatter = JsonFormatter() if config.logging.format == "json" else TextFormatter()
     handler.setFormatter(formatter)
     logging.basicConfig(level=config.logging.level, handlers=[handler], force=True)
     install_redaction(logging.getLogger().handlers)

@@ -49,11 +49,15 @@ class LimitsConfig(_Section):
     max_json_depth: Annotated[int, Field(gt=0, le=10_000)] = 64
     max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 8190
     max_headers: Annotated[int, Field(ge=8, le=1000)] = 100
+    # All request headers together (431 above it): each may be max_header_bytes, not all of them.
+    max_total_header_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 65536
     # In-flight requests per adapter (503 above it) and per client (429 above it).
     max_concurrent: Annotated[int, Field(gt=0)] = 512
     max_concurrent_per_client: Annotated[int, Field(gt=0)] = 128
     # Seconds for one whole request, upstream call included (504 above it).
     request_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # Seconds for the request body to arrive (408 above it): a stalled sender frees its slot early.
+    body_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
 class ApiKeyConfig(_Section):

@@ -107,3 +107,23 @@ class Unavailable(CallError):
 
 class RequestTimeout(CallError):
     status, title, slug = 504, "Gateway Timeout", "request-timeout"
+
+
+class BodyTimeout(CallError):
+    """The request body did not arrive within ``[limits] body_timeout`` (a slow or stalled sender)."""
+
+    status, title, slug = 408, "Request Timeout", "body-timeout"
+
+
+class MisdirectedRequest(CallError):
+    """A ``Host`` header this host does not serve (DNS-rebinding guard)."""
+
+    status, title, slug = 421, "Misdirected Request", "host-not-allowed"
+
+
+class UnsupportedMediaType(CallError):
+    status, title, slug = 415, "Unsupported Media Type", "unsupported-media-type"
+
+
+class HeaderFieldsTooLarge(CallError):
+    status, title, slug = 431, "Request Header Fields Too Large", "headers-too-large"

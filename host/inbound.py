@@ -16,6 +16,7 @@ import base64
 import hmac
 import json
 import logging
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class Authenticator:
             if adapter not in key.adapters:
                 continue
             value = environ.get(key.env, "")
-            if len(value) < 16:
+            if len(value.strip()) < 16:  # blanks are not key material
                 problem = "is not set" if not value else "is shorter than 16 characters"
                 raise StartupError(
                     f"[[auth.keys]] {key.name!r}: environment variable {key.env} {problem}; "
@@ -139,10 +140,10 @@ class JwtVerifier:
             raise Unauthorized("the access token is not meant for this server (audience)") from None
         except jwt.InvalidIssuerError:
             raise Unauthorized("the access token was issued by another issuer") from None
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError, AttributeError) as exc:
+            # TypeError and friends: the kid names a key of another type than the token's algorithm.
             raise Unauthorized(f"the access token is not valid: {type(exc).__name__}") from None
-        scope_claim = claims.get("scope", claims.get("scp", ""))
-        scopes = frozenset(scope_claim.split() if isinstance(scope_claim, str) else map(str, scope_claim))
+        scopes = _scopes(claims.get("scope", claims.get("scp", "")))
         missing = [s for s in self.config.required_scopes if s not in scopes]
         if missing:
             raise Forbidden(
@@ -152,6 +153,7 @@ class JwtVerifier:
         return Principal(f"sub:{claims.get('sub', '?')}", scopes)
 
     async def _key(self, kid: str) -> Any:
+        """The JWKS key named ``kid`` (the only one when the token names none), fetched when unknown."""
         if kid not in self.keys and time.monotonic() - self.fetched_at > self.refresh_every:
             await self._fetch()
         if not kid and len(self.keys) == 1:
@@ -183,6 +185,15 @@ class JwtVerifier:
         }
 
 
+def _scopes(claim: Any) -> frozenset[str]:
+    """``scope`` is a space-separated string (RFC 8693); some issuers send ``scp`` as a list of strings."""
+    if isinstance(claim, str):
+        return frozenset(claim.split())
+    if isinstance(claim, list) and all(isinstance(scope, str) for scope in claim):
+        return frozenset(claim)
+    raise Unauthorized("the access token's scope claim is neither a string nor a list of strings")
+
+
 class ConcurrencyLimiter:
     """In-flight requests, in total (503 above it) and per client (429 above it)."""
 
@@ -212,6 +223,24 @@ class ConcurrencyLimiter:
             self.per_client[client] = count
         else:
             del self.per_client[client]
+
+
+def load_json(raw: bytes, max_depth: int) -> Any:
+    """A request body as JSON, refused with a :class:`BadRequest` that says what is wrong with it."""
+    try:
+        document = json.loads(raw)
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not valid UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise BadRequest(f"JSON is nested deeper than {max_depth} levels") from None
+    except ValueError:  # Python refuses to convert an integer literal this long (CVE-2020-10735)
+        raise BadRequest(
+            f"request body has a number with more than {sys.get_int_max_str_digits()} digits"
+        ) from None
+    check_depth(document, max_depth)
+    return document
 
 
 def check_depth(document: Any, limit: int) -> None:

@@ -107,39 +107,53 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFFFFFF:08x}"
 
 
-def http_middleware(adapter: str) -> Middleware:
-    """Request id in and out, plus request counts and latency per route pattern.
+_WORKER = os.environ.get("HOST_WORKER_ID")  # under --workers every answer names its worker (X-Host-Worker)
 
-    Under ``--workers`` every answer names its worker (``X-Host-Worker``), to trace it to a process.
-    """
-    worker = os.environ.get("HOST_WORKER_ID")
+
+def start_request(request: web.Request) -> tuple[float, contextvars.Token[str]]:
+    """The request's id (a sane ``X-Request-Id``, else a new one), set for its log lines; and its start."""
+    offered = request.headers.get(REQUEST_ID_HEADER, "")
+    rid = offered if offered and _SANE_ID.fullmatch(offered) else new_request_id()
+    return time.perf_counter(), request_id.set(rid)
+
+
+def stamp_response(response: web.StreamResponse | web.HTTPException) -> None:
+    """The request id (and the worker) on the answer."""
+    response.headers[REQUEST_ID_HEADER] = request_id.get()
+    if _WORKER:
+        response.headers[WORKER_HEADER] = _WORKER
+
+
+def record_request(adapter: str, request: web.Request, status: int, started: float) -> None:
+    """Count the request per route pattern, time it, and write its access-log line."""
+    elapsed = time.perf_counter() - started
+    route = request.match_info.route.resource
+    pattern = route.canonical if route is not None else "(unmatched)"
+    child(HTTP_REQUESTS, adapter, pattern, str(status)).inc()
+    child(HTTP_LATENCY, adapter, pattern).observe(elapsed)
+    # One line per request, with the request id; never the query string. The formatters escape
+    # control characters, so a path cannot forge another line.
+    access.info("%s %s %s %d %.1fms", adapter, request.method, request.path, status, elapsed * 1000)
+
+
+def http_middleware(adapter: str) -> Middleware:
+    """Request id in and out, plus request counts and latency per route pattern."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        offered = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = offered if offered and _SANE_ID.fullmatch(offered) else new_request_id()
-        token = request_id.set(rid)
-        started = time.perf_counter()
-        route = request.match_info.route.resource
-        pattern = route.canonical if route is not None else "(unmatched)"
+        started, token = start_request(request)
         status = 500
         try:
             response = await handler(request)
             status = response.status
-            response.headers[REQUEST_ID_HEADER] = rid
-            if worker:
-                response.headers[WORKER_HEADER] = worker
+            stamp_response(response)
             return response
         except web.HTTPException as exc:
             status = exc.status
-            exc.headers[REQUEST_ID_HEADER] = rid
+            stamp_response(exc)
             raise
         finally:
-            elapsed = time.perf_counter() - started
-            child(HTTP_REQUESTS, adapter, pattern, str(status)).inc()
-            child(HTTP_LATENCY, adapter, pattern).observe(elapsed)
-            # The access log: one line per request, with the request id; never the query string.
-            access.info("%s %s %s %d %.1fms", adapter, request.method, request.path, status, elapsed * 1000)
+            record_request(adapter, request, status, started)
             request_id.reset(token)
 
     return middleware
@@ -183,3 +197,22 @@ class JsonFormatter(logging.Formatter):
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+
+# C0 controls (tab aside), DEL, C1 controls and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``\\n``, ``\\x1b``, ...: one log record stays one line, whatever a caller put in a path or header."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class TextFormatter(logging.Formatter):
+    """:data:`TEXT_FORMAT`, with control characters in the message escaped (tracebacks keep their lines)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)

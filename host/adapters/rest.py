@@ -7,7 +7,6 @@ maps it. Every error is ``application/problem+json`` (RFC 9457).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -19,8 +18,9 @@ from aiohttp import web
 
 from host import __version__
 from host.engine import Engine, Outcome
-from host.errors import BadRequest, CallError, PayloadTooLarge, RequestTimeout, StartupError, Unauthorized
-from host.inbound import ANONYMOUS, Authenticator, CallerCheck, ConcurrencyLimiter, check_depth
+from host.errors import BadRequest, CallError, StartupError
+from host.gate import ROUTE_POLICIES, ItemPolicy, Port, item_policy
+from host.inbound import load_json
 from host.model import RestResource
 from host.plugins import Catalog
 
@@ -57,26 +57,26 @@ def problem(
     return web.Response(status=status, text=json.dumps(document), content_type=PROBLEM_JSON, headers=headers)
 
 
+async def render_problem(request: web.Request, error: CallError, headers: dict[str, str]) -> web.Response:
+    """A refusal or a failed call as a problem document (the REST port's renderer)."""
+    return problem(
+        error.status,
+        error.title,
+        error.detail,
+        slug=error.slug,
+        instance=request.path,
+        headers=headers,
+        **error.extra,
+    )
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except CallError as exc:
         headers = {"Retry-After": f"{exc.retry_after:g}"} if exc.retry_after else {}
-        if isinstance(exc, Unauthorized):
-            headers["WWW-Authenticate"] = 'Bearer realm="capability-host"'
-        return problem(
-            exc.status,
-            exc.title,
-            exc.detail,
-            slug=exc.slug,
-            instance=request.path,
-            headers=headers,
-            **exc.extra,
-        )
-    except web.HTTPRequestEntityTooLarge:
-        err = PayloadTooLarge(f"request body is larger than {request.app[MAX_BODY]} bytes")
-        return problem(err.status, err.title, err.detail, slug=err.slug, instance=request.path)
+        return await render_problem(request, exc, headers)
     except web.HTTPMethodNotAllowed as exc:
         allowed = ", ".join(sorted(exc.allowed_methods))
         return problem(
@@ -102,17 +102,17 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         )
 
 
-MAX_BODY = web.AppKey("max_body", int)
 HEALTH_PATHS = ("/healthz", "/readyz")
 OPENAPI_PATH = "/openapi.json"
 RESERVED_PATHS = (*HEALTH_PATHS, OPENAPI_PATH, "/metrics")
+# What the gate needs to know about this port: the probes are public, refusals are problems.
+REST_PORT = Port("rest", render_problem, frozenset(HEALTH_PATHS))
 
 
 @dataclass(frozen=True)
 class RestSettings:
     max_body_bytes: int
     max_json_depth: int
-    request_timeout: float
 
 
 def build_rest_app(
@@ -121,27 +121,12 @@ def build_rest_app(
     *,
     environ: Mapping[str, str],
     settings: RestSettings,
-    authenticator: Authenticator,
-    limiter: ConcurrencyLimiter,
     readiness: Readiness,
 ) -> web.Application:
-    @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in HEALTH_PATHS:
-            return await handler(request)  # probes need no credentials and bypass the limits
-        principal = await authenticator.authenticate(request.headers)
-        client = principal.name if principal is not ANONYMOUS else (request.remote or "?")
-        limiter.acquire(client)
-        try:
-            async with asyncio.timeout(settings.request_timeout):
-                return await handler(request)
-        except TimeoutError:
-            raise RequestTimeout(f"the request took longer than {settings.request_timeout:g} s") from None
-        finally:
-            limiter.release(client)
-
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[problem_middleware, guard])
-    app[MAX_BODY] = settings.max_body_bytes
+    """The REST port's app; the gate (:mod:`host.gate`) goes first in its middlewares."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[problem_middleware])
+    policies: dict[web.AbstractRoute, ItemPolicy] = {}
+    app[ROUTE_POLICIES] = policies
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -167,11 +152,16 @@ def build_rest_app(
                 f"REST resource {resource.path} from {contributed.origin} clashes with the host's "
                 f"own endpoint {resource.path}"
             )
-        app.router.add_route(
+        route = app.router.add_route(
             resource.method.upper(),
             _aiohttp_path(resource.path),
-            _handler(resource, engine, settings.max_json_depth, environ, contributed.origin),
+            _handler(resource, engine, settings.max_json_depth),
         )
+        policy = item_policy(
+            resource.caller_auth, environ, f"REST resource {resource.path} ({contributed.origin})"
+        )
+        if policy is not None:
+            policies[route] = policy  # the gate checks it, before the body is read
     return app
 
 
@@ -184,12 +174,7 @@ def _identifier(name: str) -> str:
     return re.sub(r"\W", "_", name) if not name.isidentifier() else name
 
 
-def _handler(
-    resource: RestResource, engine: Engine, max_json_depth: int, environ: Mapping[str, str], origin: str
-) -> Handler:
-    caller_check = None
-    if resource.caller_auth is not None:
-        caller_check = CallerCheck(resource.caller_auth, environ, f"REST resource {resource.path} ({origin})")
+def _handler(resource: RestResource, engine: Engine, max_json_depth: int) -> Handler:
     # Route parameters whose names aiohttp cannot take come back under their original names.
     renamed = {_identifier(n): n for n in re.findall(r"\{\{?\s*([^}\s]+)\s*\}?\}", resource.path)}
     target = engine.target(
@@ -201,8 +186,6 @@ def _handler(
     )
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        if caller_check is not None:
-            caller_check.check(request.headers)  # before reading anything
         arguments: dict[str, Any] = {renamed.get(k, k): v for k, v in request.match_info.items()}
         if resource.pass_undeclared:
             for name, value in request.query.items():
@@ -216,8 +199,9 @@ def _handler(
         if resource.body_argument is not None:
             raw = await request.read()
             if raw:
-                body = _parse_json(raw, request.content_type, object_only=not resource.pass_undeclared)
-                check_depth(body, max_json_depth)
+                body = load_json(raw, max_json_depth)
+                if not resource.pass_undeclared and not isinstance(body, dict):
+                    raise BadRequest(f"request body must be a JSON object, not {_json_kind(body)}")
                 arguments[resource.body_argument] = body
                 if resource.pass_undeclared and isinstance(body, dict):
                     for name, value in body.items():
@@ -225,22 +209,6 @@ def _handler(
         return _render(await engine.run(target, arguments))
 
     return handle
-
-
-def _parse_json(raw: bytes, content_type: str, *, object_only: bool) -> Any:
-    try:
-        document = json.loads(raw)
-    except UnicodeDecodeError:
-        raise BadRequest("request body is not valid UTF-8 JSON") from None
-    except (ValueError, RecursionError) as exc:
-        hint = (
-            "" if "json" in content_type else f" (Content-Type was {content_type!r}; send application/json)"
-        )
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-        raise BadRequest(f"request body is not valid JSON: {reason}{hint}") from None
-    if object_only and not isinstance(document, dict):
-        raise BadRequest(f"request body must be a JSON object, not {_json_kind(document)}")
-    return document
 
 
 def _json_kind(value: Any) -> str:

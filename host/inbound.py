@@ -234,7 +234,7 @@ def load_json(raw: bytes, max_depth: int) -> Any:
     except json.JSONDecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc.msg}") from None
     except RecursionError:
-        raise BadRequest(f"JSON is nested deeper than {max_depth} levels") from None
+        raise BadRequest(f"request body is not valid JSON: nested deeper than {max_depth} levels") from None
     except ValueError:  # Python refuses to convert an integer literal this long (CVE-2020-10735)
         raise BadRequest(
             f"request body has a number with more than {sys.get_int_max_str_digits()} digits"

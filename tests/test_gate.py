@@ -169,7 +169,7 @@ async def test_a_stalled_body_gets_408_within_body_timeout() -> None:
 # --- issue 10 #17: small ones ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("app", ["rest", "mcp"])
+@pytest.mark.parametrize("app", ["rest"])
 async def test_two_origin_headers_are_refused(app: str) -> None:
     headers = CIMultiDict([("Origin", "http://localhost:3000"), ("Origin", "http://evil.example")])
     async with serving(config(), app) as client:
@@ -195,7 +195,7 @@ async def test_a_5000_digit_integer_says_what_it_is() -> None:
         assert "digits" in detail and "nested" not in detail
 
 
-@pytest.mark.parametrize("app", ["rest", "mcp"])
+@pytest.mark.parametrize("app", ["rest"])
 async def test_the_total_header_size_is_capped(app: str) -> None:
     headers = {f"X-Filler-{n}": "x" * 8000 for n in range(95)}
     async with serving(config(), app) as client:

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import API_KEY, FakeTratta, HostProcess, start_host, write_config
+from host.testing import FakeUpstream, HostServer, start_host_process, write_host_toml
+from tests.conftest import API_KEY, calls_for, tratta_base_uri
 from tests.test_serve_process import run_cli
 
 CI_KEY = "ci-key-0123456789abcdef0123456789"
@@ -27,15 +28,17 @@ OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture(scope="module")
-def secured(fake_tratta: FakeTratta, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
+def secured(fake_tratta: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostServer]:
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(PRIVATE_KEY.public_key()))
-    fake_tratta.jwks = {"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}
+    fake_tratta.route(
+        "GET", "/jwks.json", json={"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}
+    )
     directory = tmp_path_factory.mktemp("auth")
-    config, rest_port, mcp_port = write_config(
+    config = write_host_toml(
         directory,
-        consumes=f"""
+        f"""
 [consumes.tratta-customer-sessions]
-base_uri = "{fake_tratta.base_uri}"
+base_uri = "{tratta_base_uri(fake_tratta)}"
 [[auth.keys]]
 name = "ci"
 env = "HOST_KEY_CI"
@@ -50,11 +53,9 @@ jwks_url = "http://127.0.0.1:{fake_tratta.port}/jwks.json"
 required_scopes = ["tools:call"]
 """,
     )
-    host = start_host(
+    host = start_host_process(
         config,
-        rest_port,
-        mcp_port,
-        env={"TRATTA_API_KEY": API_KEY, "HOST_KEY_CI": CI_KEY, "HOST_KEY_AGENT": AGENT_KEY},
+        environment={"TRATTA_API_KEY": API_KEY, "HOST_KEY_CI": CI_KEY, "HOST_KEY_AGENT": AGENT_KEY},
     )
     yield host
     assert host.stop() == 0
@@ -77,12 +78,12 @@ def token(*, key: Any = PRIVATE_KEY, kid: str = "k1", scope: str = "tools:call",
 
 
 async def rest(
-    host: HostProcess, headers: dict[str, str], customer: str = "auth"
+    host: HostServer, headers: dict[str, str], customer: str = "auth"
 ) -> tuple[int, dict[str, str]]:
     async with (
         aiohttp.ClientSession() as session,
         session.post(
-            host.rest + "/v1/customer-sessions", json={"customer_id": customer}, headers=headers
+            host.rest_url + "/v1/customer-sessions", json={"customer_id": customer}, headers=headers
         ) as resp,
     ):
         await resp.read()
@@ -90,12 +91,14 @@ async def rest(
 
 
 async def mcp(
-    host: HostProcess, headers: dict[str, str], url: str | None = None
+    host: HostServer, headers: dict[str, str], url: str | None = None
 ) -> tuple[int, dict[str, str], Any]:
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     async with (
         aiohttp.ClientSession() as session,
-        session.post(url or host.mcp, json=body, headers={"Accept": "application/json", **headers}) as resp,
+        session.post(
+            url or host.mcp_url, json=body, headers={"Accept": "application/json", **headers}
+        ) as resp,
     ):
         return resp.status, dict(resp.headers), await resp.json(content_type=None)
 
@@ -113,26 +116,26 @@ async def mcp(
     ],
 )
 async def test_rest_keys(
-    secured: HostProcess, fake_tratta: FakeTratta, headers: dict[str, str], status: int
+    secured: HostServer, fake_tratta: FakeUpstream, headers: dict[str, str], status: int
 ) -> None:
-    customer = f"auth-{status}-{len(fake_tratta.received)}"
+    customer = f"auth-{status}-{len(fake_tratta.requests)}"
     got, response_headers = await rest(secured, headers, customer)
     assert got == status
     if status == 401:
         assert response_headers["WWW-Authenticate"].startswith("Bearer")
         assert response_headers["Content-Type"].startswith("application/problem+json")
-        assert not fake_tratta.calls_for(customer)
+        assert not calls_for(fake_tratta, customer)
     else:
-        [call] = fake_tratta.calls_for(customer)
+        [call] = calls_for(fake_tratta, customer)
         assert call.headers["Authorization"] == f"Bearer {API_KEY}"  # the inbound key is never forwarded
         assert "X-API-Key" not in call.headers
 
 
-async def test_health_needs_no_key(secured: HostProcess) -> None:
+async def test_health_needs_no_key(secured: HostServer) -> None:
     async with aiohttp.ClientSession() as session:
         for url in (
-            secured.rest + "/healthz",
-            secured.rest + "/readyz",
+            secured.rest_url + "/healthz",
+            secured.rest_url + "/readyz",
             f"http://127.0.0.1:{secured.mcp_port}/healthz",
         ):
             async with session.get(url) as resp:
@@ -155,7 +158,7 @@ async def test_health_needs_no_key(secured: HostProcess) -> None:
         (lambda: {"Authorization": "Bearer not.a.jwt"}, 401),
     ],
 )
-async def test_mcp_keys_and_oauth(secured: HostProcess, make_headers: Any, status: int) -> None:
+async def test_mcp_keys_and_oauth(secured: HostServer, make_headers: Any, status: int) -> None:
     got, headers, body = await mcp(secured, make_headers())
     assert got == status, body
     metadata = f"http://127.0.0.1:{secured.mcp_port}/.well-known/oauth-protected-resource/mcp"
@@ -169,12 +172,12 @@ async def test_mcp_keys_and_oauth(secured: HostProcess, make_headers: Any, statu
         assert body["result"]["tools"][0]["name"] == "create-customer-session"
 
 
-async def test_token_in_query_string_is_not_accepted(secured: HostProcess) -> None:
-    got, _, _ = await mcp(secured, {}, url=f"{secured.mcp}?access_token={token()}")
+async def test_token_in_query_string_is_not_accepted(secured: HostServer) -> None:
+    got, _, _ = await mcp(secured, {}, url=f"{secured.mcp_url}?access_token={token()}")
     assert got == 401
 
 
-async def test_protected_resource_metadata(secured: HostProcess) -> None:
+async def test_protected_resource_metadata(secured: HostServer) -> None:
     async with aiohttp.ClientSession() as session:
         for path in ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"):
             async with session.get(f"http://127.0.0.1:{secured.mcp_port}{path}") as resp:
@@ -187,21 +190,21 @@ async def test_protected_resource_metadata(secured: HostProcess) -> None:
                 }
 
 
-async def test_sdk_client_with_a_token_calls_the_tool(secured: HostProcess, fake_tratta: FakeTratta) -> None:
+async def test_sdk_client_with_a_token_calls_the_tool(secured: HostServer, fake_tratta: FakeUpstream) -> None:
     bearer = token()
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"}) as http,
-        Client(streamable_http_client(secured.mcp, http_client=http)) as client,
+        Client(streamable_http_client(secured.mcp_url, http_client=http)) as client,
     ):
         result = await client.call_tool("create-customer-session", {"body": {"customer_id": "oauth-call"}})
         assert not result.is_error
-    [call] = fake_tratta.calls_for("oauth-call")
+    [call] = calls_for(fake_tratta, "oauth-call")
     assert call.headers["Authorization"] == f"Bearer {API_KEY}"  # the access token is never passed through
-    assert bearer not in json.dumps(call.headers)
+    assert bearer not in json.dumps(dict(call.headers))
 
 
 def test_startup_refuses_an_open_public_bind_and_missing_keys(tmp_path: Path) -> None:
-    config, _, _ = write_config(tmp_path, consumes="[consumes.tratta-customer-sessions]\nmock = true\n")
+    config = write_host_toml(tmp_path, "[consumes.tratta-customer-sessions]\nmock = true\n")
     config.write_text(config.read_text().replace('host = "127.0.0.1"', 'host = "0.0.0.0"'))
     result = run_cli("serve", "--config", str(config))
     assert result.returncode == 2
@@ -249,35 +252,32 @@ capability:
 async def test_a_capability_files_own_exposes_authentication(tmp_path: Path) -> None:
     capability = tmp_path / "guarded.yaml"
     capability.write_text(CAPABILITY_WITH_AUTH)
-    config, rest_port, mcp_port = write_config(
-        tmp_path, consumes="", extra=f'[[capabilities]]\npath = "{capability}"\n'
-    )
+    config = write_host_toml(tmp_path, f'[[capabilities]]\npath = "{capability}"\n')
     token, key = "guard-token-0123456789", "guard-key-0123456789"
-    host = start_host(
+    host = start_host_process(
         config,
-        rest_port,
-        mcp_port,
-        env={"HOST_LOAD_PLUGINS": "", "CAP_GUARD_TOKEN": token, "CAP_GUARD_KEY": key},
+        plugins=(),
+        environment={"CAP_GUARD_TOKEN": token, "CAP_GUARD_KEY": key},
     )
     try:
         async with aiohttp.ClientSession() as session:
-            async with session.get(host.rest + "/v1/guarded") as resp:
+            async with session.get(host.rest_url + "/v1/guarded") as resp:
                 assert resp.status == 401
             async with session.get(
-                host.rest + "/v1/guarded", headers={"Authorization": "Bearer nope"}
+                host.rest_url + "/v1/guarded", headers={"Authorization": "Bearer nope"}
             ) as resp:
                 assert resp.status == 401
             async with session.get(
-                host.rest + "/v1/guarded", headers={"Authorization": f"Bearer {token}"}
+                host.rest_url + "/v1/guarded", headers={"Authorization": f"Bearer {token}"}
             ) as resp:
                 assert resp.status == 200 and await resp.json() == {"secret": "stuff"}
         async with (
             httpx2.AsyncClient(headers={"X-Guard-Key": key}) as http,
-            Client(streamable_http_client(host.mcp, http_client=http)) as client,
+            Client(streamable_http_client(host.mcp_url, http_client=http)) as client,
         ):
             result = await client.call_tool("guarded", {})
             assert not result.is_error and result.structured_content == {"secret": "stuff"}
-        async with Client(host.mcp) as client:
+        async with Client(host.mcp_url) as client:
             refused = await client.call_tool("guarded", {})
             assert refused.is_error and "Unauthorized" in refused.content[0].text  # type: ignore[union-attr]
     finally:

@@ -8,7 +8,8 @@ from pathlib import Path
 import aiohttp
 from mcp import Client
 
-from tests.conftest import API_KEY, ORG_UUID, ROOT, FakeTratta, start_host, write_config
+from host.testing import FakeUpstream, start_host_process, write_host_toml
+from tests.conftest import API_KEY, ORG_UUID, ROOT, calls_for, tratta_base_uri
 from tests.test_serve_process import run_cli
 
 TRATTA_FILE = (
@@ -51,10 +52,10 @@ capability:
     namespace: other-mcp
     tools: [{name: other-op, description: d, call: other-api.op}]
 """)
-    config, _, _ = write_config(
+    config = write_host_toml(
         tmp_path,
-        consumes="[consumes.tratta-customer-sessions]\nmock = false\n",
-        extra=f'[[capabilities]]\npath = "missing.yaml"\n[[capabilities]]\npath = "{other}"\n'
+        "[consumes.tratta-customer-sessions]\nmock = false\n"
+        + f'[[capabilities]]\npath = "missing.yaml"\n[[capabilities]]\npath = "{other}"\n'
         '[[auth.keys]]\nname = "ci"\nenv = "HOST_KEY_CI"\n',
     )
     result = run_cli("check", "--config", str(config))
@@ -66,10 +67,9 @@ capability:
 
 
 def test_a_clash_between_a_file_and_a_plugin_names_both(tmp_path: Path) -> None:
-    config, _, _ = write_config(
+    config = write_host_toml(
         tmp_path,
-        consumes="[consumes.tratta-customer-sessions]\nmock = true\n",
-        extra=f'[[capabilities]]\npath = "{TRATTA_FILE}"\n',
+        "[consumes.tratta-customer-sessions]\nmock = true\n" + f'[[capabilities]]\npath = "{TRATTA_FILE}"\n',
     )
     result = run_cli("serve", "--config", str(config))
     assert result.returncode == 2
@@ -77,24 +77,26 @@ def test_a_clash_between_a_file_and_a_plugin_names_both(tmp_path: Path) -> None:
 
 
 async def test_tratta_file_served_verbatim_without_the_plugin(
-    tmp_path: Path, fake_tratta: FakeTratta
+    tmp_path: Path, fake_tratta: FakeUpstream
 ) -> None:
-    config, rest_port, mcp_port = write_config(
+    config = write_host_toml(
         tmp_path,
-        consumes=f'[consumes.tratta-customer-sessions]\nbase_uri = "{fake_tratta.base_uri}"\n',
-        extra=f'[[capabilities]]\npath = "{TRATTA_FILE}"\n',
+        f'[consumes.tratta-customer-sessions]\nbase_uri = "{tratta_base_uri(fake_tratta)}"\n'
+        + f'[[capabilities]]\npath = "{TRATTA_FILE}"\n',
     )
-    host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY, "HOST_LOAD_PLUGINS": ""})
+    host = start_host_process(config, plugins=(), environment={"TRATTA_API_KEY": API_KEY})
     try:
         async with (
             aiohttp.ClientSession() as session,
-            session.post(host.rest + "/v1/customer-sessions", json={"customer_id": "verbatim-rest"}) as resp,
+            session.post(
+                host.rest_url + "/v1/customer-sessions", json={"customer_id": "verbatim-rest"}
+            ) as resp,
         ):
             assert resp.status == 201
             assert (await resp.json())["data"][
                 "id"
             ] == "sess-1"  # output {object, mapping: $.}: the whole document
-        async with Client(host.mcp) as client:
+        async with Client(host.mcp_url) as client:
             result = await client.call_tool(
                 "create-customer-session", {"body": {"customer_id": "verbatim-mcp"}}
             )
@@ -111,7 +113,7 @@ async def test_tratta_file_served_verbatim_without_the_plugin(
     finally:
         assert host.stop() == 0
     for customer in ("verbatim-rest", "verbatim-mcp"):
-        [call] = fake_tratta.calls_for(customer)
+        [call] = calls_for(fake_tratta, customer)
         assert call.method == "POST"
         assert call.path == "/api/v1/customer_sessions"  # the file's own path, served as written
         assert call.headers["Authorization"] == f"Bearer {API_KEY}"
@@ -120,13 +122,13 @@ async def test_tratta_file_served_verbatim_without_the_plugin(
 
 
 def test_tratta_file_renders_the_org_uuid_into_the_host(tmp_path: Path) -> None:
-    config, rest_port, mcp_port = write_config(
-        tmp_path, consumes="", extra=f'[[capabilities]]\npath = "{TRATTA_FILE}"\n'
-    )
+    config = write_host_toml(tmp_path, f'[[capabilities]]\npath = "{TRATTA_FILE}"\n')
     env = {"TRATTA_API_KEY": API_KEY, "HOST_LOAD_PLUGINS": ""}
     result = run_cli("serve", "--config", str(config), env=env)
     assert result.returncode == 2 and "TRATTA_ORG_UUID" in result.stderr
-    host = start_host(config, rest_port, mcp_port, env={**env, "TRATTA_ORG_UUID": ORG_UUID})
+    host = start_host_process(
+        config, plugins=(), environment={"TRATTA_API_KEY": API_KEY, "TRATTA_ORG_UUID": ORG_UUID}
+    )
     assert host.stop() == 0
     assert f"upstream https://{ORG_UUID}.production.tratta.io/api/v1" in host.log()
 

@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 from mcp import Client
 
-from tests.conftest import ROOT, pip_install, start_host, write_config
+from host.testing import start_host_process, write_host_toml
+from tests.conftest import ROOT, pip_install
 
 FIXTURES = ROOT / "tests" / "fixtures" / "plugins"
 
@@ -73,9 +74,9 @@ def test_load_selection_from_config_and_environment(site_dir: Path, tmp_path: Pa
 
 
 async def test_serve_skips_the_broken_plugin_and_serves_the_others(site_dir: Path, tmp_path: Path) -> None:
-    config, rest_port, mcp_port = write_config(
+    config = write_host_toml(
         tmp_path,
-        consumes="""
+        """
 [consumes.tratta-customer-sessions]
 mock = true
 [consumes.example-echo]
@@ -83,12 +84,15 @@ mock = true
 """,
     )
     env = {"PYTHONPATH": str(site_dir)}
-    host = start_host(config, rest_port, mcp_port, env=env)
+    host = start_host_process(config, environment=env)
     try:
-        async with aiohttp.ClientSession() as session, session.get(host.rest + "/v1/echo?text=hi") as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(host.rest_url + "/v1/echo?text=hi") as resp,
+        ):
             assert resp.status == 200
             assert await resp.json() == {"echo": "hi"}
-        async with Client(host.mcp) as client:
+        async with Client(host.mcp_url) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
             assert names == {"echo", "create-customer-session"}
             result = await client.call_tool("echo", {"text": "yo"})
@@ -99,7 +103,7 @@ mock = true
 
 
 def test_strict_mode_refuses_to_start_with_a_broken_plugin(site_dir: Path, tmp_path: Path) -> None:
-    config, _, _ = write_config(tmp_path, consumes="[consumes.tratta-customer-sessions]\nmock = true\n")
+    config = write_host_toml(tmp_path, "[consumes.tratta-customer-sessions]\nmock = true\n")
     result = subprocess.run(
         [sys.executable, "-m", "host", "serve", "--config", str(config), "--strict"],
         capture_output=True,

@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 from mcp import Client
 
-from tests.conftest import API_KEY, FakeTratta, HostProcess
+from host.testing import FakeUpstream, HostServer
+from tests.conftest import API_KEY, calls_for
 
 PATH = "/v1/customer-sessions"
 
@@ -20,13 +21,13 @@ def unique(prefix: str = "cust") -> str:
 
 
 async def post(
-    host: HostProcess, body: Any, *, raw: bytes | None = None, headers: dict[str, str] | None = None
+    host: HostServer, body: Any, *, raw: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], Any]:
     data = raw if raw is not None else json.dumps(body).encode()
     async with (
         aiohttp.ClientSession() as session,
         session.post(
-            host.rest + PATH, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+            host.rest_url + PATH, data=data, headers={"Content-Type": "application/json", **(headers or {})}
         ) as resp,
     ):
         text = await resp.text()
@@ -38,7 +39,7 @@ async def post(
 
 
 async def test_rest_creates_session_and_upstream_gets_exact_request(
-    tratta_host: HostProcess, fake_tratta: FakeTratta
+    tratta_host: HostServer, fake_tratta: FakeUpstream
 ) -> None:
     customer = unique()
     body = {
@@ -52,7 +53,7 @@ async def test_rest_creates_session_and_upstream_gets_exact_request(
     assert status == 201
     assert payload["data"]["portal_url"].startswith("https://portal.example/login/")
     assert "X-Host-Mock" not in headers
-    [call] = fake_tratta.calls_for(customer)
+    [call] = calls_for(fake_tratta, customer)
     assert call.method == "POST"
     assert call.path == "/api/v1/customer-sessions"  # Tratta's documented, hyphenated path
     assert call.headers["Authorization"] == f"Bearer {API_KEY}"
@@ -61,10 +62,10 @@ async def test_rest_creates_session_and_upstream_gets_exact_request(
     assert call.json() == body
 
 
-async def test_mcp_tool_in_both_protocol_eras(tratta_host: HostProcess, fake_tratta: FakeTratta) -> None:
+async def test_mcp_tool_in_both_protocol_eras(tratta_host: HostServer, fake_tratta: FakeUpstream) -> None:
     for mode, version in (("auto", "2026-07-28"), ("legacy", "2025-11-25")):
         customer = unique(mode)
-        async with Client(tratta_host.mcp, mode=mode) as client:
+        async with Client(tratta_host.mcp_url, mode=mode) as client:
             assert client.protocol_version == version
             listed = await client.list_tools()
             [tool] = [t for t in listed.tools if t.name == "create-customer-session"]
@@ -87,7 +88,7 @@ async def test_mcp_tool_in_both_protocol_eras(tratta_host: HostProcess, fake_tra
             assert result.structured_content is not None
             assert result.structured_content["data"]["id"] == "sess-1"
             assert json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
-        [call] = fake_tratta.calls_for(customer)
+        [call] = calls_for(fake_tratta, customer)
         assert call.headers["Authorization"] == f"Bearer {API_KEY}"
         assert call.json() == {"customer_id": customer}
 
@@ -109,9 +110,9 @@ async def test_mcp_tool_in_both_protocol_eras(tratta_host: HostProcess, fake_tra
     ],
 )
 async def test_rest_bad_input_is_refused_before_upstream(
-    tratta_host: HostProcess, fake_tratta: FakeTratta, raw: bytes, status: int, detail: str
+    tratta_host: HostServer, fake_tratta: FakeUpstream, raw: bytes, status: int, detail: str
 ) -> None:
-    before = len(fake_tratta.received)
+    before = len(fake_tratta.requests)
     got, headers, payload = await post(tratta_host, None, raw=raw)
     assert got == status, payload
     assert headers["Content-Type"].startswith("application/problem+json")
@@ -119,24 +120,24 @@ async def test_rest_bad_input_is_refused_before_upstream(
     assert detail in json.dumps(payload)
     if status == 422:
         assert payload["errors"]
-    assert len(fake_tratta.received) == before
+    assert len(fake_tratta.requests) == before
 
 
-async def test_rest_body_over_one_mib_is_413(tratta_host: HostProcess, fake_tratta: FakeTratta) -> None:
-    before = len(fake_tratta.received)
+async def test_rest_body_over_one_mib_is_413(tratta_host: HostServer, fake_tratta: FakeUpstream) -> None:
+    before = len(fake_tratta.requests)
     big = json.dumps({"customer_id": "x" * (1024 * 1024 + 10)}).encode()
     status, headers, _ = await post(tratta_host, None, raw=big)
     assert status == 413
     assert headers["Content-Type"].startswith("application/problem+json")
-    assert len(fake_tratta.received) == before
+    assert len(fake_tratta.requests) == before
 
 
-async def test_rest_unknown_path_and_wrong_method(tratta_host: HostProcess) -> None:
+async def test_rest_unknown_path_and_wrong_method(tratta_host: HostServer) -> None:
     async with aiohttp.ClientSession() as session:
-        async with session.get(tratta_host.rest + "/v1/nothing-here") as resp:
+        async with session.get(tratta_host.rest_url + "/v1/nothing-here") as resp:
             assert resp.status == 404
             assert resp.headers["Content-Type"].startswith("application/problem+json")
-        async with session.get(tratta_host.rest + PATH) as resp:
+        async with session.get(tratta_host.rest_url + PATH) as resp:
             assert resp.status == 405
             assert resp.headers["Allow"] == "POST"
             assert (await resp.json(content_type=None))["status"] == 405
@@ -153,9 +154,7 @@ async def test_rest_unknown_path_and_wrong_method(tratta_host: HostProcess) -> N
         ("reset", 502, "closed the connection"),
     ],
 )
-async def test_rest_upstream_faults(
-    tratta_host: HostProcess, customer: str, status: int, expect: str
-) -> None:
+async def test_rest_upstream_faults(tratta_host: HostServer, customer: str, status: int, expect: str) -> None:
     got, headers, payload = await post(tratta_host, {"customer_id": customer})
     assert got == status, payload
     assert expect in json.dumps(payload)
@@ -178,9 +177,9 @@ async def test_rest_upstream_faults(
     ],
 )
 async def test_mcp_upstream_faults_are_tool_errors(
-    tratta_host: HostProcess, customer: str, expect: str
+    tratta_host: HostServer, customer: str, expect: str
 ) -> None:
-    async with Client(tratta_host.mcp) as client:
+    async with Client(tratta_host.mcp_url) as client:
         result = await client.call_tool("create-customer-session", {"body": {"customer_id": customer}})
     assert result.is_error
     text = result.content[0].text  # type: ignore[union-attr]
@@ -198,11 +197,11 @@ async def test_mcp_upstream_faults_are_tool_errors(
     ],
 )
 async def test_mcp_bad_arguments_are_readable_tool_errors(
-    tratta_host: HostProcess, fake_tratta: FakeTratta, arguments: dict[str, Any], expect: str
+    tratta_host: HostServer, fake_tratta: FakeUpstream, arguments: dict[str, Any], expect: str
 ) -> None:
-    before = len(fake_tratta.received)
-    async with Client(tratta_host.mcp) as client:
+    before = len(fake_tratta.requests)
+    async with Client(tratta_host.mcp_url) as client:
         result = await client.call_tool("create-customer-session", arguments)
     assert result.is_error
     assert expect in result.content[0].text  # type: ignore[union-attr]
-    assert len(fake_tratta.received) == before
+    assert len(fake_tratta.requests) == before

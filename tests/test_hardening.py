@@ -14,40 +14,41 @@ import aiohttp
 import pytest
 from mcp import Client
 
-from tests.conftest import API_KEY, FakeTratta, HostProcess, free_port, start_host, write_config
+from host.testing import FakeUpstream, HostServer, free_port, start_host_process, write_host_toml
+from tests.conftest import API_KEY, calls_for, tratta_base_uri
 
 PATH = "/v1/customer-sessions"
 JSON = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
 @pytest.fixture(scope="module")
-def host(fake_tratta: FakeTratta, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
+def host(fake_tratta: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostServer]:
     directory = tmp_path_factory.mktemp("hardening")
-    config, rest_port, mcp_port = write_config(
+    config = write_host_toml(
         directory,
-        consumes=f"""
+        f"""
 [consumes.tratta-customer-sessions]
-base_uri = "{fake_tratta.base_uri}"
+base_uri = "{tratta_base_uri(fake_tratta)}"
 timeout = 1
 max_response_bytes = 1048576
 circuit_failures = 100000
 [limits]
 max_json_depth = 32
 max_concurrent_per_client = 1000
-""",
-        extra='[logging]\nlevel = "WARNING"',
+"""
+        + '[logging]\nlevel = "WARNING"',
     )
-    process = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY})
+    process = start_host_process(config, environment={"TRATTA_API_KEY": API_KEY})
     yield process
     assert process.stop() == 0, process.log()
     assert API_KEY not in process.log() and "SECRETLINK" not in process.log()
 
 
-async def rest_call(host: HostProcess, customer: str) -> tuple[int, dict[str, str], Any]:
+async def rest_call(host: HostServer, customer: str) -> tuple[int, dict[str, str], Any]:
     async with (
         aiohttp.ClientSession() as session,
         session.post(
-            host.rest + PATH, json={"customer_id": customer}, timeout=aiohttp.ClientTimeout(total=20)
+            host.rest_url + PATH, json={"customer_id": customer}, timeout=aiohttp.ClientTimeout(total=20)
         ) as resp,
     ):
         text = await resp.text()
@@ -73,20 +74,20 @@ async def rest_call(host: HostProcess, customer: str) -> tuple[int, dict[str, st
     ],
 )
 async def test_upstream_faults_give_documented_answers_in_bounded_time(
-    host: HostProcess, scenario: str, status: int, detail: str
+    host: HostServer, scenario: str, status: int, detail: str
 ) -> None:
     started = time.monotonic()
     got, _, payload = await rest_call(host, scenario)
     assert got == status, payload
     assert detail in json.dumps(payload)
     assert time.monotonic() - started < 8
-    async with Client(host.mcp) as client:
+    async with Client(host.mcp_url) as client:
         result = await client.call_tool("create-customer-session", {"body": {"customer_id": scenario}})
     assert result.is_error
     assert API_KEY not in json.dumps(payload) + result.content[0].text  # type: ignore[union-attr]
 
 
-async def test_host_keeps_serving_while_an_upstream_hangs(host: HostProcess) -> None:
+async def test_host_keeps_serving_while_an_upstream_hangs(host: HostServer) -> None:
     hanging = [asyncio.create_task(rest_call(host, "hang")) for _ in range(10)]
     await asyncio.sleep(0.1)
     started = time.monotonic()
@@ -97,11 +98,11 @@ async def test_host_keeps_serving_while_an_upstream_hangs(host: HostProcess) -> 
     assert all(status == 504 for status, _, _ in await asyncio.gather(*hanging))
 
 
-async def test_health_endpoints(host: HostProcess) -> None:
+async def test_health_endpoints(host: HostServer) -> None:
     async with aiohttp.ClientSession() as session:
-        async with session.get(host.rest + "/healthz") as resp:
+        async with session.get(host.rest_url + "/healthz") as resp:
             assert resp.status == 200 and (await resp.json())["status"] == "ok"
-        async with session.get(host.rest + "/readyz") as resp:
+        async with session.get(host.rest_url + "/readyz") as resp:
             body = await resp.json()
             assert resp.status == 200 and body["status"] == "ready"
             assert body["upstreams"] == {"tratta-customer-sessions": "ok"}
@@ -173,24 +174,24 @@ REST_CASES: list[tuple[str, str, dict[str, str], bytes, int]] = [
 
 @pytest.mark.parametrize(("method", "path", "headers", "body", "status"), REST_CASES)
 async def test_rest_hostile_input(
-    host: HostProcess,
-    fake_tratta: FakeTratta,
+    host: HostServer,
+    fake_tratta: FakeUpstream,
     method: str,
     path: str,
     headers: dict[str, str],
     body: bytes,
     status: int,
 ) -> None:
-    before = len(fake_tratta.received)
+    before = len(fake_tratta.requests)
     async with (
         aiohttp.ClientSession() as session,
         session.request(
-            method, host.rest + path, data=body, headers=headers, skip_auto_headers=["Content-Type"]
+            method, host.rest_url + path, data=body, headers=headers, skip_auto_headers=["Content-Type"]
         ) as resp,
     ):
         assert resp.status == status, await resp.text()
         assert resp.headers["Content-Type"].startswith("application/problem+json")
-    assert len(fake_tratta.received) == before
+    assert len(fake_tratta.requests) == before
 
 
 @pytest.mark.parametrize(
@@ -213,13 +214,13 @@ async def test_rest_hostile_input(
     ],
 )
 async def test_malformed_http_is_refused(
-    host: HostProcess, fake_tratta: FakeTratta, raw: bytes, expected: bytes
+    host: HostServer, fake_tratta: FakeUpstream, raw: bytes, expected: bytes
 ) -> None:
-    before = len(fake_tratta.received)
+    before = len(fake_tratta.requests)
     for port in (host.rest_port, host.mcp_port):
         answer = await asyncio.to_thread(raw_http, port, raw)
         assert answer.startswith(b"HTTP/1.") and answer.split(b" ")[1].startswith(expected), answer[:200]
-    assert len(fake_tratta.received) == before
+    assert len(fake_tratta.requests) == before
 
 
 def rpc(method: str, params: Any = None, request_id: Any = 1) -> bytes:
@@ -268,25 +269,28 @@ MCP_CASES: list[tuple[dict[str, str], bytes, int, str]] = [
 
 @pytest.mark.parametrize(("headers", "body", "status", "contains"), MCP_CASES)
 async def test_mcp_hostile_input(
-    host: HostProcess,
-    fake_tratta: FakeTratta,
+    host: HostServer,
+    fake_tratta: FakeUpstream,
     headers: dict[str, str],
     body: bytes,
     status: int,
     contains: str,
 ) -> None:
-    before = len(fake_tratta.received)
-    async with aiohttp.ClientSession() as session, session.post(host.mcp, data=body, headers=headers) as resp:
+    before = len(fake_tratta.requests)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(host.mcp_url, data=body, headers=headers) as resp,
+    ):
         text = await resp.text()
         assert resp.status == status, text
         assert contains in text.replace(" ", "")
-    assert len(fake_tratta.received) == before
+    assert len(fake_tratta.requests) == before
 
 
-async def test_mcp_get_and_delete_are_405(host: HostProcess) -> None:
+async def test_mcp_get_and_delete_are_405(host: HostServer) -> None:
     async with aiohttp.ClientSession() as session:
         for method in ("GET", "DELETE", "PUT"):
-            async with session.request(method, host.mcp, headers=JSON) as resp:
+            async with session.request(method, host.mcp_url, headers=JSON) as resp:
                 assert resp.status == 405 and resp.headers["Allow"] == "POST"
 
 
@@ -295,9 +299,9 @@ async def test_mcp_get_and_delete_are_405(host: HostProcess) -> None:
 
 async def test_circuit_breaker_fails_fast_then_probes(tmp_path: Path) -> None:
     closed = free_port()
-    config, rest_port, mcp_port = write_config(
+    config = write_host_toml(
         tmp_path,
-        consumes=f"""
+        f"""
 [consumes.tratta-customer-sessions]
 base_uri = "http://127.0.0.1:{closed}/api/v1"
 circuit_failures = 2
@@ -305,12 +309,12 @@ circuit_reset = 1
 retries = 0
 """,
     )
-    host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY})
+    host = start_host_process(config, environment={"TRATTA_API_KEY": API_KEY})
     try:
         assert [(await rest_call(host, "c"))[0] for _ in range(2)] == [502, 502]
         status, headers, payload = await rest_call(host, "c")
         assert status == 503 and "circuit open" in payload["detail"] and int(headers["Retry-After"]) >= 1
-        async with aiohttp.ClientSession() as session, session.get(host.rest + "/readyz") as resp:
+        async with aiohttp.ClientSession() as session, session.get(host.rest_url + "/readyz") as resp:
             assert resp.status == 503  # every upstream is broken: take this replica out of rotation
         await asyncio.sleep(1.1)
         status, _, _ = await rest_call(host, "c")
@@ -320,58 +324,58 @@ retries = 0
         assert host.stop() == 0
 
 
-async def test_client_side_rate_limit(tmp_path: Path, fake_tratta: FakeTratta) -> None:
-    config, rest_port, mcp_port = write_config(
+async def test_client_side_rate_limit(tmp_path: Path, fake_tratta: FakeUpstream) -> None:
+    config = write_host_toml(
         tmp_path,
-        consumes=f"""
+        f"""
 [consumes.tratta-customer-sessions]
-base_uri = "{fake_tratta.base_uri}"
+base_uri = "{tratta_base_uri(fake_tratta)}"
 rate_limit = "3/min"
 """,
     )
-    host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY})
+    host = start_host_process(config, environment={"TRATTA_API_KEY": API_KEY})
     try:
         results = [await rest_call(host, f"rate-{i}") for i in range(5)]
         assert [status for status, _, _ in results] == [201, 201, 201, 429, 429]
         assert int(results[3][1]["Retry-After"]) >= 1
         assert "3/min" in results[3][2]["detail"]
-        assert not fake_tratta.calls_for("rate-3") and not fake_tratta.calls_for("rate-4")
+        assert not calls_for(fake_tratta, "rate-3") and not calls_for(fake_tratta, "rate-4")
     finally:
         assert host.stop() == 0
 
 
 async def test_connect_failure_is_retried_but_a_post_that_may_have_landed_is_not(
-    tmp_path: Path, fake_tratta: FakeTratta
+    tmp_path: Path, fake_tratta: FakeUpstream
 ) -> None:
-    config, rest_port, mcp_port = write_config(
+    config = write_host_toml(
         tmp_path,
-        consumes=f"""
+        f"""
 [consumes.tratta-customer-sessions]
-base_uri = "{fake_tratta.base_uri}"
+base_uri = "{tratta_base_uri(fake_tratta)}"
 timeout = 1
 retries = 3
 circuit_failures = 1000
 """,
     )
-    host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY})
+    host = start_host_process(config, environment={"TRATTA_API_KEY": API_KEY})
     try:
-        before = len(fake_tratta.calls_for("reset"))
+        before = len(calls_for(fake_tratta, "reset"))
         assert (await rest_call(host, "reset"))[0] == 502
-        assert len(fake_tratta.calls_for("reset")) == before + 1  # sent once: the upstream may have acted
-        before = len(fake_tratta.calls_for("slow"))
+        assert len(calls_for(fake_tratta, "reset")) == before + 1  # sent once: the upstream may have acted
+        before = len(calls_for(fake_tratta, "slow"))
         assert (await rest_call(host, "slow"))[0] == 504
-        assert len(fake_tratta.calls_for("slow")) == before + 1
+        assert len(calls_for(fake_tratta, "slow")) == before + 1
     finally:
         assert host.stop() == 0
 
 
 async def test_configured_header_limits_apply(tmp_path: Path) -> None:
-    config, rest_port, mcp_port = write_config(
+    config = write_host_toml(
         tmp_path,
-        consumes="[consumes.tratta-customer-sessions]\nmock = true\n",
-        extra="[limits]\nmax_header_bytes = 1024\nmax_headers = 20\n",
+        "[consumes.tratta-customer-sessions]\nmock = true\n"
+        + "[limits]\nmax_header_bytes = 1024\nmax_headers = 20\n",
     )
-    host = start_host(config, rest_port, mcp_port)
+    host = start_host_process(config)
     try:
         big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n"
         many = (
@@ -379,7 +383,7 @@ async def test_configured_header_limits_apply(tmp_path: Path) -> None:
         )
         fine = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Ok: " + b"a" * 500 + b"\r\nConnection: close\r\n\r\n"
         for raw, status in ((big, b"400"), (many, b"400"), (fine, b"200")):
-            answer = await asyncio.to_thread(raw_http, rest_port, raw)
+            answer = await asyncio.to_thread(raw_http, host.rest_port, raw)
             assert answer.split(b" ")[1] == status, answer[:120]
     finally:
         assert host.stop() == 0

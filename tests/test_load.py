@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import API_KEY, FakeTratta, HostProcess, start_host, write_config
+from host.testing import FakeUpstream, HostServer, start_host_process, write_host_toml
+from tests.conftest import API_KEY, customer_of, tratta_base_uri
 
 CONCURRENCY = 200
 REST_REQUESTS = 6000
@@ -27,21 +27,21 @@ MCP_HEADERS = {
 
 
 @pytest.fixture(scope="module")
-def load_host(fake_tratta: FakeTratta, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
+def load_host(fake_tratta: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostServer]:
     directory = tmp_path_factory.mktemp("load")
-    config, rest_port, mcp_port = write_config(
+    config = write_host_toml(
         directory,
-        consumes=f"""
+        f"""
 [consumes.tratta-customer-sessions]
-base_uri = "{fake_tratta.base_uri}"
+base_uri = "{tratta_base_uri(fake_tratta)}"
 timeout = 20
 pool_size = 100
 [limits]
 max_concurrent_per_client = 150
-""",
-        extra='[logging]\nlevel = "WARNING"',
+"""
+        + '[logging]\nlevel = "WARNING"',
     )
-    host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY})
+    host = start_host_process(config, environment={"TRATTA_API_KEY": API_KEY})
     yield host
     assert host.stop() == 0, host.log()
 
@@ -58,7 +58,7 @@ def mcp_body(customer: str, request_id: int) -> bytes:
 
 
 async def burst(
-    host: HostProcess, prefix: str, rest: int, mcp: int, deadline: float
+    host: HostServer, prefix: str, rest: int, mcp: int, deadline: float
 ) -> dict[str, tuple[str, int]]:
     """Send with CONCURRENCY workers; return each id's (kind, status), -1 for a transport error."""
     jobs = [("rest", f"{prefix}-r{i}") for i in range(rest)] + [("mcp", f"{prefix}-m{i}") for i in range(mcp)]
@@ -76,13 +76,13 @@ async def burst(
                 try:
                     if kind == "rest":
                         async with session.post(
-                            host.rest + "/v1/customer-sessions", json={"customer_id": customer}
+                            host.rest_url + "/v1/customer-sessions", json={"customer_id": customer}
                         ) as resp:
                             await resp.read()
                             results[customer] = (kind, resp.status)
                     else:
                         async with session.post(
-                            host.mcp, data=mcp_body(customer, 1), headers=MCP_HEADERS
+                            host.mcp_url, data=mcp_body(customer, 1), headers=MCP_HEADERS
                         ) as resp:
                             payload = await resp.json(content_type=None)
                             ok = resp.status == 200 and not payload.get("result", {}).get("isError", True)
@@ -98,7 +98,7 @@ async def burst(
 
 
 async def test_burst_every_request_answered_once_and_upstream_called_once(
-    load_host: HostProcess, fake_tratta: FakeTratta
+    load_host: HostServer, fake_tratta: FakeUpstream
 ) -> None:
     started = time.monotonic()
     results = await burst(load_host, "burst", REST_REQUESTS, MCP_REQUESTS, DEADLINE)
@@ -106,12 +106,11 @@ async def test_burst_every_request_answered_once_and_upstream_called_once(
     statuses = collections.Counter(status for _, status in results.values())
     print(f"\n{len(results)} requests in {elapsed:.1f} s ({len(results) / elapsed:.0f}/s): {dict(statuses)}")
     assert len(results) >= 1000  # the deadline must not have cut the burst to nothing
-    with fake_tratta.lock:
-        upstream = collections.Counter(
-            customer
-            for r in fake_tratta.received
-            if (customer := _customer(r.body)) and customer.startswith("burst-")
-        )
+    upstream = collections.Counter(
+        customer
+        for r in fake_tratta.requests
+        if (customer := customer_of(r)) and customer.startswith("burst-")
+    )
     for customer, (kind, status) in results.items():
         if status == 201:
             assert upstream[customer] == 1, (customer, kind)  # accepted: exactly one upstream call
@@ -122,37 +121,29 @@ async def test_burst_every_request_answered_once_and_upstream_called_once(
     assert statuses[201] >= 0.9 * len(results)
 
 
-def _customer(body: bytes) -> str | None:
-    try:
-        value = json.loads(body).get("customer_id")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
-
-
-async def test_sigterm_under_load_loses_nothing(fake_tratta: FakeTratta, tmp_path: Path) -> None:
-    config, rest_port, mcp_port = write_config(
+async def test_sigterm_under_load_loses_nothing(fake_tratta: FakeUpstream, tmp_path: Path) -> None:
+    config = write_host_toml(
         tmp_path,
-        consumes=f"""
+        f"""
 [consumes.tratta-customer-sessions]
-base_uri = "{fake_tratta.base_uri}"
+base_uri = "{tratta_base_uri(fake_tratta)}"
 timeout = 20
-""",
-        extra='[logging]\nlevel = "WARNING"',
+"""
+        + '[logging]\nlevel = "WARNING"',
+        shutdown_grace=10,
     )
-    host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY})
+    host = start_host_process(config, environment={"TRATTA_API_KEY": API_KEY})
     task = asyncio.create_task(burst(host, "drain", 4000, 2000, 20.0))
     await asyncio.sleep(1.5)
-    host.process.send_signal(signal.SIGTERM)
+    host.terminate()
     results = await task
     exit_code = await asyncio.to_thread(host.process.wait, 30)
     assert exit_code == 0, host.log()
-    with fake_tratta.lock:
-        upstream = collections.Counter(
-            customer
-            for r in fake_tratta.received
-            if (customer := _customer(r.body)) and customer.startswith("drain-")
-        )
+    upstream = collections.Counter(
+        customer
+        for r in fake_tratta.requests
+        if (customer := customer_of(r)) and customer.startswith("drain-")
+    )
     statuses = collections.Counter(status for _, status in results.values())
     print(f"\nSIGTERM under load: {dict(statuses)}; upstream calls {sum(upstream.values())}")
     assert statuses[201] > 0 and statuses[-1] > 0  # some before, some refused after the signal

@@ -29,7 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, HostProcess, pip_install, start_host, write_config
+from host.testing import HostServer, start_host_process, write_host_toml
+from tests.conftest import ROOT, pip_install
 
 TOOLS_BIN = ROOT / ".tools" / "bin"
 CONFORMANCE = TOOLS_BIN / "conformance"
@@ -71,10 +72,10 @@ def _free_ports(count: int) -> list[int]:
     raise RuntimeError(f"no {count} free ports in {PORT_RANGE}")
 
 
-def _start(directory: Path, body: str, env: dict[str, str] | None = None) -> HostProcess:
+def _start(directory: Path, body: str, env: dict[str, str] | None = None) -> HostServer:
     rest, mcp = _free_ports(2)
-    config, rest_port, mcp_port = write_config(directory, consumes=body, ports=(rest, mcp))
-    return start_host(config, rest_port, mcp_port, env=env)
+    config = write_host_toml(directory, body, rest_port=rest, mcp_port=mcp)
+    return start_host_process(config, environment=env)
 
 
 def _tool_env() -> dict[str, str]:
@@ -84,7 +85,7 @@ def _tool_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def conformance_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
+def conformance_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostServer]:
     """`host serve` with only the conformance fixture plugin, pip-installed into a directory of its own."""
     site = tmp_path_factory.mktemp("conformance-site")
     pip_install(FIXTURE_PLUGIN, target=site)
@@ -154,7 +155,7 @@ def _baseline() -> set[str]:
 
 @pytest.mark.parametrize("revision", REVISIONS)
 def test_conformance_suite_server_scenarios(
-    revision: str, conformance_host: HostProcess, tmp_path: Path
+    revision: str, conformance_host: HostServer, tmp_path: Path
 ) -> None:
     output = tmp_path / "results"
     run = subprocess.run(
@@ -162,7 +163,7 @@ def test_conformance_suite_server_scenarios(
             str(CONFORMANCE),
             "server",
             "--url",
-            conformance_host.mcp,
+            conformance_host.mcp_url,
             "--requirements",
             revision,
             "--expected-failures",
@@ -195,7 +196,7 @@ def test_conformance_suite_server_scenarios(
             for check in failing:
                 expected = " [expected: stateless]" if f"{scenario}:{check['id']}" in baseline else ""
                 summary.append(f"    {_describe(check, expected)}")
-    print(f"conformance --requirements {revision} against {conformance_host.mcp}:\n" + "\n".join(summary))
+    print(f"conformance --requirements {revision} against {conformance_host.mcp_url}:\n" + "\n".join(summary))
 
     for scenario, reason in not_scored.items():
         failed = list(dict.fromkeys(c["id"] for c in results.get(scenario, []) if c["status"] == "FAILURE"))
@@ -237,14 +238,14 @@ def test_inspector_cli_lists_and_calls_the_tratta_tool(tmp_path: Path) -> None:
         '[plugins]\nload = ["tratta-customer-sessions"]\n[consumes.tratta-customer-sessions]\nmock = true\n',
     )
     try:
-        listed = _inspector(host.mcp, "--method", "tools/list")
+        listed = _inspector(host.mcp_url, "--method", "tools/list")
         assert listed.returncode == 0, listed.stdout + listed.stderr
         tools = {tool["name"]: tool for tool in json.loads(listed.stdout)["tools"]}
         assert "create-customer-session" in tools, sorted(tools)
         assert tools["create-customer-session"]["inputSchema"]["required"] == ["body"]
 
         called = _inspector(
-            host.mcp,
+            host.mcp_url,
             "--method",
             "tools/call",
             "--tool-name",
@@ -261,7 +262,7 @@ def test_inspector_cli_lists_and_calls_the_tratta_tool(tmp_path: Path) -> None:
 
         # A bad argument is an isError result the Inspector reports (its exit code 5), not a crash.
         refused = _inspector(
-            host.mcp,
+            host.mcp_url,
             "--method",
             "tools/call",
             "--tool-name",

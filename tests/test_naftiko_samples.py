@@ -17,20 +17,14 @@ and is marked ``xfail(strict=True)`` with what the host does instead.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
 import secrets
 import signal
-import socket
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -38,11 +32,11 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 import pytest
 import yaml
-from aiohttp import web
 from mcp import Client, MCPError
 from mcp.types import CallToolResult, Tool
 
-from tests.conftest import ROOT, HostProcess, free_port, start_host, write_config
+from host.testing import FakeUpstream, HostServer, RecordedRequest, start_host_process, write_host_toml
+from tests.conftest import ROOT
 
 SAMPLES = ROOT.parent / "shared" / "naftiko-capabilities"
 if not SAMPLES.is_dir():
@@ -65,112 +59,11 @@ SAMPLE_FILES = (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-# -- host defects (naftiko-spec.md §4/§7); each xfail below names one of these
-# -- the fake upstream
-@dataclass(frozen=True)
-class Seen:
-    """One request as the upstream received it."""
-
-    method: str
-    raw_path: str  # path and query string as sent, percent-encoding kept
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-    @property
-    def path(self) -> str:
-        return urlsplit(self.raw_path).path
-
-    @property
-    def query(self) -> list[tuple[str, str]]:
-        return parse_qsl(urlsplit(self.raw_path).query, keep_blank_values=True)
-
-
-@dataclass
-class Answer:
-    status: int
-    body: Any  # a JSON document, or None for an empty body
-    headers: dict[str, str]
-    content_type: str
-
-
-@dataclass
-class FakeUpstream:
-    """Records every request; answers as scripted per (method, decoded path), 404 otherwise."""
-
-    port: int
-    received: list[Seen] = field(default_factory=list)
-    answers: dict[tuple[str, str], Answer] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def answer(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        status: int = 200,
-        headers: dict[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> None:
-        with self.lock:
-            self.answers[(method, path)] = Answer(status, body, dict(headers or {}), content_type)
-
-    @contextmanager
-    def capture(self) -> Iterator[list[Seen]]:
-        """The requests that arrive inside the ``with`` block."""
-        with self.lock:
-            start = len(self.received)
-        seen: list[Seen] = []
-        try:
-            yield seen
-        finally:
-            with self.lock:
-                seen.extend(self.received[start:])
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        headers = {name.lower(): value for name, value in request.headers.items()}
-        with self.lock:
-            self.received.append(Seen(request.method, request.raw_path, headers, body))
-            answer = self.answers.get((request.method, request.path))
-        if answer is None:
-            return web.json_response(
-                {"message": f"not scripted: {request.method} {request.raw_path}"}, status=404
-            )
-        if answer.body is None:
-            return web.Response(status=answer.status, headers=answer.headers)
-        return web.json_response(
-            answer.body, status=answer.status, headers=answer.headers, content_type=answer.content_type
-        )
-
-
+# -- the fake upstream: answers as scripted per (method, decoded path), 404 otherwise
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeUpstream]:
-    upstream = FakeUpstream(port=free_port())
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", upstream.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1, access_log=None)
-
-    async def start() -> None:
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", upstream.port).start()
-        started.set()
-
-    thread = threading.Thread(
-        target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True
-    )
-    thread.start()
-    assert started.wait(10), "the fake upstream did not start"
-    yield upstream
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with FakeUpstream() as upstream:
+        yield upstream
 
 
 # -- one `host serve` per sample file
@@ -207,7 +100,7 @@ def dummy_value(name: str) -> str:
 @dataclass
 class Served:
     file: Path
-    host: HostProcess
+    host: HostServer
     env: dict[str, str]
     ready: bool = False
     failure: str | None = None
@@ -217,12 +110,6 @@ class Served:
         values = list(self.env.values())
         values += [base64.b64encode(f"{a}:{b}".encode()).decode() for a in values for b in values if a != b]
         return [value for value in values if value in log]
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def sample(name: str) -> Callable[[F], F]:
@@ -267,27 +154,20 @@ class Hosts:
         )
         directory = self.directory / Path(name).stem
         directory.mkdir()
-        config, rest_port, mcp_port = write_config(
-            directory, consumes=consumes, extra=f'[[capabilities]]\npath = "{SAMPLES / name}"\n'
-        )
+        config = write_host_toml(directory, consumes + f'[[capabilities]]\npath = "{SAMPLES / name}"\n')
         env = {var: dummy_value(var) for var in needed_variables(document)}
-        host = start_host(config, rest_port, mcp_port, env={**env, "HOST_LOAD_PLUGINS": ""}, wait=False)
+        host = start_host_process(config, plugins=(), environment=env, wait=False)
         self.served[name] = Served(SAMPLES / name, host, env)
         return self.served[name]
 
     def __call__(self, name: str) -> Served:
         served = self.served.get(name) or self.spawn(name)
-        process = served.host.process
-        deadline = time.monotonic() + 60
-        while not served.ready and served.failure is None:
-            if process.poll() is not None:
-                served.failure = f"{name}: host exited with {process.returncode}:\n{served.host.log()}"
-            elif listening(served.host.rest_port) and listening(served.host.mcp_port):
+        if not served.ready and served.failure is None:
+            try:
+                served.host.wait_until_listening(60)
                 served.ready = True
-            elif time.monotonic() > deadline:
-                served.failure = f"{name}: host did not listen within 60 s:\n{served.host.log()}"
-            else:
-                time.sleep(0.05)
+            except RuntimeError as exc:
+                served.failure = f"{name}: {exc}"
         if served.failure is not None:
             raise AssertionError(served.failure)
         return served
@@ -295,17 +175,13 @@ class Hosts:
     def stop_all(self) -> list[str]:
         """SIGTERM every host at once, then collect: a host that served must exit 0, no log may leak."""
         for served in self.served.values():
-            if served.host.process.poll() is None:
-                served.host.process.send_signal(signal.SIGTERM)
+            served.host.terminate()
         problems = []
         for name, served in self.served.items():
-            try:
-                code = served.host.process.wait(20)
-            except subprocess.TimeoutExpired:
-                served.host.process.kill()
-                code = served.host.process.wait(5)
+            code = served.host.stop(20)
+            if code == -signal.SIGKILL:
                 problems.append(f"{name}: host did not stop within 20 s of SIGTERM")
-            if served.ready and code != 0:
+            elif served.ready and code != 0:
                 problems.append(f"{name}: host exited with {code}:\n{served.host.log()}")
             if served.log_leaks():
                 problems.append(f"{name}: environment values leaked into the host's log")
@@ -355,7 +231,7 @@ async def rest(
 ) -> Reply:
     async with (
         aiohttp.ClientSession() as session,
-        session.request(method, served.host.rest + path, json=body, headers=headers) as resp,
+        session.request(method, served.host.rest_url + path, json=body, headers=headers) as resp,
     ):
         reply = Reply(resp.status, dict(resp.headers), await resp.read())
     assert_no_secret(served, reply.body.decode(errors="replace") + json.dumps(reply.headers))
@@ -363,7 +239,7 @@ async def rest(
 
 
 async def call_tool(served: Served, name: str, arguments: dict[str, Any]) -> CallToolResult:
-    async with Client(served.host.mcp) as client:
+    async with Client(served.host.mcp_url) as client:
         result = await client.call_tool(name, arguments)
     assert_no_secret(served, result.model_dump_json())
     return result
@@ -375,7 +251,7 @@ def assert_no_secret(served: Served, text: str) -> None:
 
 
 async def list_tools(served: Served) -> dict[str, Tool]:
-    async with Client(served.host.mcp) as client:
+    async with Client(served.host.mcp_url) as client:
         return {tool.name: tool for tool in (await client.list_tools()).tools}
 
 
@@ -387,7 +263,7 @@ NO_BODY: Any = object()
 
 
 def assert_request(
-    seen: list[Seen],
+    seen: list[RecordedRequest],
     method: str,
     path: str,
     query: list[tuple[str, str]] | None = None,
@@ -398,7 +274,12 @@ def assert_request(
     """Exactly one request, exactly this one. ``headers``: name -> value, or None for "not sent"."""
     assert len(seen) == 1, f"expected one upstream request, got {[(s.method, s.raw_path) for s in seen]}"
     [request] = seen
-    assert (request.method, request.path, request.query) == (method, path, query or [])
+    sent = urlsplit(request.raw_path)  # as sent: percent-encoding kept, query parameters in order
+    assert (request.method, sent.path, parse_qsl(sent.query, keep_blank_values=True)) == (
+        method,
+        path,
+        query or [],
+    )
     for name, value in headers.items():
         assert request.headers.get(name.lower()) == value, f"header {name}"
     if body is NO_BODY:
@@ -471,7 +352,7 @@ SESSION = {
 async def test_sessions_rest_posts_the_json_body_to_the_files_path(
     served: Served, fake: FakeUpstream
 ) -> None:
-    fake.answer("POST", "/tratta-customer-sessions/customer_sessions", SESSION, status=201)
+    fake.route("POST", "/tratta-customer-sessions/customer_sessions", json=SESSION, status=201)
     body = {"customer_id": "cus-rest", "valid_until": 48, "destination": "accounts_list"}
     with fake.capture() as seen:
         # The caller's own Authorization is never forwarded: the file's bearer token replaces it.
@@ -491,7 +372,7 @@ async def test_sessions_rest_posts_the_json_body_to_the_files_path(
 
 @sample(SESSIONS)
 async def test_sessions_mcp_tool_takes_body_and_posts_it(served: Served, fake: FakeUpstream) -> None:
-    fake.answer("POST", "/tratta-customer-sessions/customer_sessions", SESSION, status=201)
+    fake.route("POST", "/tratta-customer-sessions/customer_sessions", json=SESSION, status=201)
     schema = (await list_tools(served))["create-customer-session"].input_schema
     assert schema["properties"]["body"]["type"] == "object" and schema["required"] == ["body"]  # §4.9
     body = {"customer_id": "cus-mcp", "tags": [{"name": "utm_source", "value": "agent"}]}
@@ -528,10 +409,10 @@ async def test_customers_rest_list_get_create_update(served: Served, fake: FakeU
     auth = bearer(served, "TRATTA_API_KEY")
     listing = {"data": [{"id": "cus-1"}], "meta": {"total": 1}}
     one = {"data": {"id": "cus-42", "email": "ada@example.com"}}
-    fake.answer("GET", "/tratta-customers/customers", listing)
-    fake.answer("GET", "/tratta-customers/customers/cus-42", one)
-    fake.answer("PUT", "/tratta-customers/customers/cus-42", one)
-    fake.answer("POST", "/tratta-customers/customers", {"data": {"id": "cus-43"}}, status=201)
+    fake.route("GET", "/tratta-customers/customers", json=listing)
+    fake.route("GET", "/tratta-customers/customers/cus-42", json=one)
+    fake.route("PUT", "/tratta-customers/customers/cus-42", json=one)
+    fake.route("POST", "/tratta-customers/customers", json={"data": {"id": "cus-43"}}, status=201)
 
     with fake.capture() as seen:
         reply = await rest(served, "GET", "/v1/customers")
@@ -565,11 +446,11 @@ async def test_customers_rest_list_get_create_update(served: Served, fake: FakeU
 @sample(CUSTOMERS)
 async def test_customers_mcp_id_is_one_encoded_segment(served: Served, fake: FakeUpstream) -> None:
     auth = bearer(served, "TRATTA_API_KEY")
-    fake.answer("GET", "/tratta-customers/customers/cus/42 x", {"data": {"id": "cus/42 x"}})
-    fake.answer(
-        "PUT", "/tratta-customers/customers/cus-7", {"data": {"id": "cus-7", "email": "b@example.com"}}
+    fake.route("GET", "/tratta-customers/customers/cus/42 x", json={"data": {"id": "cus/42 x"}})
+    fake.route(
+        "PUT", "/tratta-customers/customers/cus-7", json={"data": {"id": "cus-7", "email": "b@example.com"}}
     )
-    fake.answer("GET", "/tratta-customers/customers", {"data": []})
+    fake.route("GET", "/tratta-customers/customers", json={"data": []})
 
     with fake.capture() as seen:
         result = await call_tool(served, "get-customer", {"id": "cus/42 x"})
@@ -596,7 +477,7 @@ async def test_customers_mcp_id_is_one_encoded_segment(served: Served, fake: Fak
 @sample(CUSTOMERS)
 async def test_customers_upstream_404_passes_through(served: Served, fake: FakeUpstream) -> None:
     missing = {"message": "Customer not found."}
-    fake.answer("GET", "/tratta-customers/customers/cus-404", missing, status=404)
+    fake.route("GET", "/tratta-customers/customers/cus-404", json=missing, status=404)
     with fake.capture() as seen:
         reply = await rest(served, "GET", "/v1/customers/cus-404")
     assert_request(
@@ -617,7 +498,7 @@ DEBT = "debt-collection-workflow.yaml"
 @sample(DEBT)
 async def test_debt_rest_list_customers_sends_query_params(served: Served, fake: FakeUpstream) -> None:
     page = {"data": [{"id": "cus-1"}], "meta": {"page": 2}}
-    fake.answer("GET", "/tratta/customers", page)
+    fake.route("GET", "/tratta/customers", json=page)
     with fake.capture() as seen:
         reply = await rest(served, "GET", "/v1/customers?limit=25&page=2&include=debt_accounts")
     assert_request(
@@ -633,7 +514,7 @@ async def test_debt_rest_list_customers_sends_query_params(served: Served, fake:
 
 @sample(DEBT)
 async def test_debt_rest_create_customer_renders_the_json_body(served: Served, fake: FakeUpstream) -> None:
-    fake.answer("POST", "/tratta/customers", {"data": {"id": "cus-9"}}, status=201)
+    fake.route("POST", "/tratta/customers", json={"data": {"id": "cus-9"}}, status=201)
     with fake.capture() as seen:
         reply = await rest(
             served,
@@ -655,9 +536,9 @@ async def test_debt_rest_create_customer_renders_the_json_body(served: Served, f
 @sample(DEBT)
 async def test_debt_mcp_list_transactions_and_create_session(served: Served, fake: FakeUpstream) -> None:
     auth = bearer(served, "TRATTA_BEARER_TOKEN")
-    fake.answer("GET", "/tratta/transactions", {"data": [{"id": "tx-1", "amount": 1250}]})
-    fake.answer(
-        "POST", "/tratta/customer_sessions", {"data": {"url": "https://portal.example/s"}}, status=201
+    fake.route("GET", "/tratta/transactions", json={"data": [{"id": "tx-1", "amount": 1250}]})
+    fake.route(
+        "POST", "/tratta/customer_sessions", json={"data": {"url": "https://portal.example/s"}}, status=201
     )
 
     with fake.capture() as seen:
@@ -695,8 +576,8 @@ async def test_debt_mcp_list_transactions_and_create_session(served: Served, fak
 @sample(DEBT)
 async def test_debt_rest_json_body_keeps_numbers_and_arrays(served: Served, fake: FakeUpstream) -> None:
     auth = bearer(served, "TRATTA_BEARER_TOKEN")
-    fake.answer("POST", "/tratta/debt_accounts", {"data": {"id": "da-1"}}, status=201)
-    fake.answer("POST", "/tratta/webhooks", {"data": {"id": "wh-1"}}, status=201)
+    fake.route("POST", "/tratta/debt_accounts", json={"data": {"id": "da-1"}}, status=201)
+    fake.route("POST", "/tratta/webhooks", json={"data": {"id": "wh-1"}}, status=201)
 
     account = {"customer_id": "cus-1", "original_balance": 1250.5, "account_number": "ACC-9"}
     with fake.capture() as seen:
@@ -724,9 +605,9 @@ def token(served: Served) -> tuple[str, str]:
 async def test_air_rest_city_coordinates_and_search(served: Served, fake: FakeUpstream) -> None:
     no_auth_header: dict[str, str | None] = {"Authorization": None}
     sao_paulo = {"status": "ok", "data": {"aqi": 42, "city": {"name": "São Paulo"}}}
-    fake.answer("GET", "/aqicn/feed/São Paulo/", sao_paulo)
-    fake.answer("GET", "/aqicn/feed/geo:48.85;2.35/", {"status": "ok", "data": {"aqi": 17}})
-    fake.answer("GET", "/aqicn/search/", {"status": "ok", "data": [{"uid": 5722}]})
+    fake.route("GET", "/aqicn/feed/São Paulo/", json=sao_paulo)
+    fake.route("GET", "/aqicn/feed/geo:48.85;2.35/", json={"status": "ok", "data": {"aqi": 17}})
+    fake.route("GET", "/aqicn/search/", json={"status": "ok", "data": [{"uid": 5722}]})
 
     with fake.capture() as seen:
         reply = await rest(served, "GET", "/v1/air-quality/city/S%C3%A3o%20Paulo")
@@ -749,8 +630,8 @@ async def test_air_rest_city_coordinates_and_search(served: Served, fake: FakeUp
 
 @sample(AIR)
 async def test_air_mcp_coordinates_city_and_missing_keyword(served: Served, fake: FakeUpstream) -> None:
-    fake.answer("GET", "/aqicn/feed/geo:-33.9;18.4/", {"status": "ok", "data": {"aqi": 9}})
-    fake.answer("GET", "/aqicn/feed/a/b/", {"status": "error", "data": "Unknown station"})
+    fake.route("GET", "/aqicn/feed/geo:-33.9;18.4/", json={"status": "ok", "data": {"aqi": 9}})
+    fake.route("GET", "/aqicn/feed/a/b/", json={"status": "error", "data": "Unknown station"})
 
     with fake.capture() as seen:
         result = await call_tool(served, "get-aqi-by-coordinates", {"lat": -33.9, "lng": 18.4})
@@ -793,7 +674,7 @@ def basic(served: Served) -> dict[str, str | None]:
 
 @sample(GONG)
 async def test_gong_rest_retrieves_logs_with_basic_auth(served: Served, fake: FakeUpstream) -> None:
-    fake.answer("GET", "/gong/logs", LOGS)
+    fake.route("GET", "/gong/logs", json=LOGS)
     with fake.capture() as seen:
         reply = await rest(
             served,
@@ -816,7 +697,7 @@ async def test_gong_rest_retrieves_logs_with_basic_auth(served: Served, fake: Fa
 
 @sample(GONG)
 async def test_gong_mcp_optional_cursor_and_missing_required(served: Served, fake: FakeUpstream) -> None:
-    fake.answer("GET", "/gong/logs", LOGS)
+    fake.route("GET", "/gong/logs", json=LOGS)
     schema = (await list_tools(served))["retrieveauditlogs"].input_schema
     assert schema["required"] == ["logType", "fromDateTime", "toDateTime"]  # cursor has no `required`
 
@@ -857,7 +738,7 @@ async def test_gong_rest_missing_required_query_param_is_400(served: Served, fak
 
 @sample(GONG)
 async def test_gong_mcp_server_is_named_after_the_adapter(served: Served) -> None:
-    async with Client(served.host.mcp, mode="legacy") as client:
+    async with Client(served.host.mcp_url, mode="legacy") as client:
         info, instructions = client.server_info, client.instructions
     assert info is not None and info.name == "gong-mcp"  # §4.9: serverInfo.name = adapter namespace
     assert instructions == "MCP adapter for Gong Auditing API for AI agent use."  # §2: description
@@ -871,7 +752,7 @@ SESSIONS_DATA = {"data": {"sessions": [{"id": "s-1"}, {"id": "s-2"}]}}
 
 @sample(LOGROCKET)
 async def test_logrocket_rest_passes_the_graphql_body(served: Served, fake: FakeUpstream) -> None:
-    fake.answer("POST", "/logrocket/graphql", SESSIONS_DATA)
+    fake.route("POST", "/logrocket/graphql", json=SESSIONS_DATA)
     with fake.capture() as seen:
         reply = await rest(served, "POST", "/graphql", GRAPHQL, headers={"Authorization": "Bearer caller"})
     # the dialect apikey {in: header, name: Authorization} sends the raw token, no scheme
@@ -887,7 +768,7 @@ async def test_logrocket_rest_passes_the_graphql_body(served: Served, fake: Fake
 
 @sample(LOGROCKET)
 async def test_logrocket_mcp_body_argument_is_the_request_body(served: Served, fake: FakeUpstream) -> None:
-    fake.answer("POST", "/logrocket/graphql", SESSIONS_DATA)
+    fake.route("POST", "/logrocket/graphql", json=SESSIONS_DATA)
     with fake.capture() as seen:
         result = await call_tool(served, "executegraphqlquery", {"body": GRAPHQL})
     assert_request(
@@ -910,7 +791,7 @@ PARSED = {
 
 @sample(RECIPE)
 async def test_recipe_rest_body_keeps_the_array(served: Served, fake: FakeUpstream) -> None:
-    fake.answer("POST", "/zestful/parseIngredients", PARSED)
+    fake.route("POST", "/zestful/parseIngredients", json=PARSED)
     ingredients = ["2 cups flour", "1 egg", "½ tsp salt"]
     with fake.capture() as seen:
         reply = await rest(served, "POST", "/v1/ingredients/parse", {"ingredients": ingredients})
@@ -926,7 +807,7 @@ async def test_recipe_rest_body_keeps_the_array(served: Served, fake: FakeUpstre
 
 @sample(RECIPE)
 async def test_recipe_mcp_parses_ingredients(served: Served, fake: FakeUpstream) -> None:
-    fake.answer("POST", "/zestful/parseIngredients", PARSED)
+    fake.route("POST", "/zestful/parseIngredients", json=PARSED)
     schema = (await list_tools(served))["parse-recipe-ingredients"].input_schema
     assert set(schema["properties"]) == {"ingredients"}  # derived from `with` (§4.9)
     with fake.capture() as seen:
@@ -950,8 +831,8 @@ FLAG = {"key": "new-checkout", "value": True, "reason": "TARGETING_MATCH", "vari
 async def test_openfeature_rest_evaluate_one_and_bulk(served: Served, fake: FakeUpstream) -> None:
     auth = bearer(served, "OPENFEATURE_TOKEN")
     context = {"context": {"targetingKey": "user-1", "plan": "pro"}}
-    fake.answer("POST", "/openfeature/ofrep/v1/evaluate/flags/new-checkout", FLAG)
-    fake.answer("POST", "/openfeature/ofrep/v1/evaluate/flags", {"flags": [FLAG]})
+    fake.route("POST", "/openfeature/ofrep/v1/evaluate/flags/new-checkout", json=FLAG)
+    fake.route("POST", "/openfeature/ofrep/v1/evaluate/flags", json={"flags": [FLAG]})
 
     with fake.capture() as seen:
         reply = await rest(served, "POST", "/ofrep/v1/evaluate/flags/new-checkout", context)
@@ -969,8 +850,10 @@ async def test_openfeature_rest_evaluate_one_and_bulk(served: Served, fake: Fake
 @sample(OPENFEATURE)
 async def test_openfeature_mcp_key_and_if_none_match(served: Served, fake: FakeUpstream) -> None:
     auth = bearer(served, "OPENFEATURE_TOKEN")
-    fake.answer("POST", "/openfeature/ofrep/v1/evaluate/flags/beta/flag", {**FLAG, "key": "beta/flag"})
-    fake.answer("POST", "/openfeature/ofrep/v1/evaluate/flags", None, status=304, headers={"ETag": '"e-1"'})
+    fake.route("POST", "/openfeature/ofrep/v1/evaluate/flags/beta/flag", json={**FLAG, "key": "beta/flag"})
+    fake.route(
+        "POST", "/openfeature/ofrep/v1/evaluate/flags", body=b"", status=304, headers={"ETag": '"e-1"'}
+    )
 
     with fake.capture() as seen:
         result = await call_tool(served, "evaluateflag", {"key": "beta/flag"})
@@ -994,11 +877,11 @@ INTEGRATIONS = {"data": [{"name": "api-int-1", "enabled": True}, {"name": "api-i
 @sample(SNOWFLAKE)
 async def test_snowflake_rest_list_and_create(served: Served, fake: FakeUpstream) -> None:
     auth = bearer(served, "SNOWFLAKE_JWT_TOKEN")
-    fake.answer("GET", "/snowflake-api-integration/api/v2/api-integrations", INTEGRATIONS)
-    fake.answer(
+    fake.route("GET", "/snowflake-api-integration/api/v2/api-integrations", json=INTEGRATIONS)
+    fake.route(
         "POST",
         "/snowflake-catalog-integration/api/v2/catalog-integrations",
-        {"name": "cat-1", "status": "created"},
+        json={"name": "cat-1", "status": "created"},
     )
 
     with fake.capture() as seen:
@@ -1019,11 +902,11 @@ async def test_snowflake_rest_list_and_create(served: Served, fake: FakeUpstream
 @sample(SNOWFLAKE)
 async def test_snowflake_mcp_list_and_delete(served: Served, fake: FakeUpstream) -> None:
     auth = bearer(served, "SNOWFLAKE_JWT_TOKEN")
-    fake.answer("GET", "/snowflake-api-integration/api/v2/api-integrations", INTEGRATIONS)
-    fake.answer(
+    fake.route("GET", "/snowflake-api-integration/api/v2/api-integrations", json=INTEGRATIONS)
+    fake.route(
         "DELETE",
         "/snowflake-notification-integration/api/v2/notification-integrations",
-        {"status": "deleted"},
+        json={"status": "deleted"},
     )
 
     with fake.capture() as seen:
@@ -1100,7 +983,12 @@ CONTACT = {"id": "901", "properties": {"email": "ada@example.com", "firstname": 
 
 @sample(C360)
 async def test_c360_rest_passes_the_upstream_answer_verbatim(served: Served, fake: FakeUpstream) -> None:
-    fake.answer("GET", "/hubspot/crm/v3/objects/contacts/901", CONTACT, content_type="application/hal+json")
+    fake.route(
+        "GET",
+        "/hubspot/crm/v3/objects/contacts/901",
+        json=CONTACT,
+        content_type="application/hal+json; charset=utf-8",
+    )
     with fake.capture() as seen:
         reply = await rest(served, "GET", "/customers/901/360")
     assert_request(
@@ -1114,7 +1002,7 @@ async def test_c360_rest_passes_the_upstream_answer_verbatim(served: Served, fak
 
 @sample(C360)
 async def test_c360_mcp_contact_and_missing_contact(served: Served, fake: FakeUpstream) -> None:
-    fake.answer("GET", "/hubspot/crm/v3/objects/contacts/902", {**CONTACT, "id": "902"})
+    fake.route("GET", "/hubspot/crm/v3/objects/contacts/902", json={**CONTACT, "id": "902"})
     with fake.capture() as seen:
         result = await call_tool(served, "get-customer-360", {"contact_id": "902"})
     assert_request(

@@ -9,11 +9,15 @@ import aiohttp
 from mcp import Client
 from openapi_spec_validator import validate
 
-from tests.conftest import API_KEY, FakeTratta, HostProcess, start_host, write_config
+from host.testing import FakeUpstream, HostServer, start_host_process, write_host_toml
+from tests.conftest import API_KEY, calls_for, tratta_base_uri
 
 
-async def test_openapi_document_is_valid_3_1(tratta_host: HostProcess) -> None:
-    async with aiohttp.ClientSession() as session, session.get(tratta_host.rest + "/openapi.json") as resp:
+async def test_openapi_document_is_valid_3_1(tratta_host: HostServer) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(tratta_host.rest_url + "/openapi.json") as resp,
+    ):
         assert resp.status == 200
         document = await resp.json()
     validate(document)  # raises on any violation of the OpenAPI 3.1 schema
@@ -26,18 +30,18 @@ async def test_openapi_document_is_valid_3_1(tratta_host: HostProcess) -> None:
 
 
 async def test_metrics_count_requests_calls_and_upstreams(
-    tratta_host: HostProcess, fake_tratta: FakeTratta
+    tratta_host: HostServer, fake_tratta: FakeUpstream
 ) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.post(
-            tratta_host.rest + "/v1/customer-sessions", json={"customer_id": "metrics"}
+            tratta_host.rest_url + "/v1/customer-sessions", json={"customer_id": "metrics"}
         ) as resp:
             assert resp.status == 201
-        async with session.post(tratta_host.rest + "/v1/customer-sessions", json={}) as resp:
+        async with session.post(tratta_host.rest_url + "/v1/customer-sessions", json={}) as resp:
             assert resp.status == 422
-    async with Client(tratta_host.mcp) as client:
+    async with Client(tratta_host.mcp_url) as client:
         await client.call_tool("create-customer-session", {"body": {"customer_id": "metrics-mcp"}})
-    async with aiohttp.ClientSession() as session, session.get(tratta_host.rest + "/metrics") as resp:
+    async with aiohttp.ClientSession() as session, session.get(tratta_host.rest_url + "/metrics") as resp:
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain")
         text = await resp.text()
     assert 'host_http_requests_total{adapter="rest",route="/v1/customer-sessions",status="201"}' in text
@@ -51,40 +55,42 @@ async def test_metrics_count_requests_calls_and_upstreams(
 
 
 async def test_request_id_is_returned_and_sent_upstream(
-    tratta_host: HostProcess, fake_tratta: FakeTratta
+    tratta_host: HostServer, fake_tratta: FakeUpstream
 ) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.post(
-            tratta_host.rest + "/v1/customer-sessions",
+            tratta_host.rest_url + "/v1/customer-sessions",
             json={"customer_id": "rid-1"},
             headers={"X-Request-Id": "trace-abc.123"},
         ) as resp:
             assert resp.headers["X-Request-Id"] == "trace-abc.123"
         async with session.post(
-            tratta_host.rest + "/v1/customer-sessions",
+            tratta_host.rest_url + "/v1/customer-sessions",
             json={"customer_id": "rid-2"},
             headers={"X-Request-Id": "bad id\twith spaces"},
         ) as resp:
             generated = resp.headers["X-Request-Id"]
             assert generated != "bad id\twith spaces" and len(generated) == 32
-        async with session.get(tratta_host.rest + "/nowhere") as resp:
+        async with session.get(tratta_host.rest_url + "/nowhere") as resp:
             assert resp.status == 404 and resp.headers["X-Request-Id"]
-    assert fake_tratta.calls_for("rid-1")[0].headers["X-Request-Id"] == "trace-abc.123"
-    assert fake_tratta.calls_for("rid-2")[0].headers["X-Request-Id"] == generated
+    assert calls_for(fake_tratta, "rid-1")[0].headers["X-Request-Id"] == "trace-abc.123"
+    assert calls_for(fake_tratta, "rid-2")[0].headers["X-Request-Id"] == generated
 
 
-async def test_json_logs_one_object_per_line_with_request_id(tmp_path: Path, fake_tratta: FakeTratta) -> None:
-    config, rest_port, mcp_port = write_config(
+async def test_json_logs_one_object_per_line_with_request_id(
+    tmp_path: Path, fake_tratta: FakeUpstream
+) -> None:
+    config = write_host_toml(
         tmp_path,
-        consumes=f'[consumes.tratta-customer-sessions]\nbase_uri = "{fake_tratta.base_uri}"\n',
-        extra='[logging]\nformat = "json"\n',
+        f'[consumes.tratta-customer-sessions]\nbase_uri = "{tratta_base_uri(fake_tratta)}"\n'
+        + '[logging]\nformat = "json"\n',
     )
-    host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY})
+    host = start_host_process(config, environment={"TRATTA_API_KEY": API_KEY})
     try:
         async with (
             aiohttp.ClientSession() as session,
             session.post(
-                host.rest + "/v1/customer-sessions",
+                host.rest_url + "/v1/customer-sessions",
                 json={"customer_id": "json-log"},
                 headers={"X-Request-Id": "jl-1"},
             ) as resp,

@@ -12,7 +12,8 @@ from pathlib import Path
 import aiohttp
 from mcp import Client
 
-from tests.conftest import API_KEY, ORG_UUID, ROOT, FakeTratta, free_port, start_host, write_config
+from host.testing import FakeUpstream, free_port, start_host_process, write_host_toml
+from tests.conftest import API_KEY, ORG_UUID, ROOT, calls_for, tratta_base_uri
 
 
 def run_cli(
@@ -41,22 +42,22 @@ async def test_quickstart_config_serves_both_ports_in_mock_mode(tmp_path: Path) 
     )
     config = tmp_path / "host.toml"
     config.write_text(text)
-    host = start_host(config, rest_port, mcp_port)
+    host = start_host_process(config)
     try:
         async with aiohttp.ClientSession() as session:
             async with session.post(
-                host.rest + "/v1/customer-sessions", json={"customer_id": "c-1", "valid_until": 2}
+                host.rest_url + "/v1/customer-sessions", json={"customer_id": "c-1", "valid_until": 2}
             ) as resp:
                 assert resp.status == 201
                 assert resp.headers["X-Host-Mock"] == "true"
                 data = (await resp.json())["data"]
                 assert data["id"] and data["portal_url"].startswith("https://") and data["expiration"]
-            async with session.post(host.rest + "/v1/customer-sessions", json={"valid_until": 2}) as resp:
+            async with session.post(host.rest_url + "/v1/customer-sessions", json={"valid_until": 2}) as resp:
                 assert resp.status == 422
-        async with Client(host.mcp) as client:
+        async with Client(host.mcp_url) as client:
             result = await client.call_tool("create-customer-session", {"body": {"customer_id": "c-1"}})
             assert not result.is_error and result.structured_content is not None
-        async with Client(host.mcp, mode="legacy") as client:
+        async with Client(host.mcp_url, mode="legacy") as client:
             result = await client.call_tool("create-customer-session", {"body": {"customer_id": "c-1"}})
             assert not result.is_error
     finally:
@@ -65,7 +66,7 @@ async def test_quickstart_config_serves_both_ports_in_mock_mode(tmp_path: Path) 
 
 
 def test_missing_secrets_are_startup_errors_naming_the_variable(tmp_path: Path) -> None:
-    config, _, _ = write_config(tmp_path, consumes="[consumes.tratta-customer-sessions]\nmock = false\n")
+    config = write_host_toml(tmp_path, "[consumes.tratta-customer-sessions]\nmock = false\n")
     result = run_cli("serve", "--config", str(config))
     assert result.returncode == 2
     assert "TRATTA_ORG_UUID" in result.stderr and "[consumes.tratta-customer-sessions]" in result.stderr
@@ -107,20 +108,16 @@ def test_bad_config_names_file_and_key(tmp_path: Path) -> None:
 async def test_real_base_uri_is_built_from_environment(tmp_path: Path) -> None:
     # No base_uri override: the host renders Tratta's documented host from the environment.
     # Nothing listens there (the name does not resolve here), so the call fails cleanly.
-    config, rest_port, mcp_port = write_config(
-        tmp_path, consumes="[consumes.tratta-customer-sessions]\ntimeout = 2\n"
-    )
-    host = start_host(
+    config = write_host_toml(tmp_path, "[consumes.tratta-customer-sessions]\ntimeout = 2\n")
+    host = start_host_process(
         config,
-        rest_port,
-        mcp_port,
-        env={"TRATTA_ORG_UUID": ORG_UUID, "TRATTA_API_KEY": API_KEY, "TRATTA_ENVIRONMENT": "sandbox"},
+        environment={"TRATTA_ORG_UUID": ORG_UUID, "TRATTA_API_KEY": API_KEY, "TRATTA_ENVIRONMENT": "sandbox"},
     )
     try:
         assert f"https://{ORG_UUID}.sandbox.tratta.io/api/v1" in host.log()
         async with (
             aiohttp.ClientSession() as session,
-            session.post(host.rest + "/v1/customer-sessions", json={"customer_id": "c"}) as resp,
+            session.post(host.rest_url + "/v1/customer-sessions", json={"customer_id": "c"}) as resp,
         ):
             assert resp.status in (502, 504)
             assert resp.headers["Content-Type"].startswith("application/problem+json")
@@ -132,62 +129,63 @@ async def test_real_base_uri_is_built_from_environment(tmp_path: Path) -> None:
 
 async def test_unreachable_upstream_is_502(tmp_path: Path) -> None:
     closed = free_port()
-    config, rest_port, mcp_port = write_config(
+    config = write_host_toml(
         tmp_path,
-        consumes=f"""
+        f"""
 [consumes.tratta-customer-sessions]
 base_uri = "http://127.0.0.1:{closed}/api/v1"
 """,
     )
-    host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY})
+    host = start_host_process(config, environment={"TRATTA_API_KEY": API_KEY})
     try:
         async with (
             aiohttp.ClientSession() as session,
-            session.post(host.rest + "/v1/customer-sessions", json={"customer_id": "c"}) as resp,
+            session.post(host.rest_url + "/v1/customer-sessions", json={"customer_id": "c"}) as resp,
         ):
             assert resp.status == 502
             problem = await resp.json(content_type=None)
             assert "unreachable" in problem["detail"]
-        async with Client(host.mcp) as client:
+        async with Client(host.mcp_url) as client:
             result = await client.call_tool("create-customer-session", {"body": {"customer_id": "c"}})
             assert result.is_error and "unreachable" in result.content[0].text  # type: ignore[union-attr]
     finally:
         assert host.stop() == 0
 
 
-async def test_sigterm_finishes_requests_in_flight(tmp_path: Path, fake_tratta: FakeTratta) -> None:
-    config, rest_port, mcp_port = write_config(
+async def test_sigterm_finishes_requests_in_flight(tmp_path: Path, fake_tratta: FakeUpstream) -> None:
+    config = write_host_toml(
         tmp_path,
-        consumes=f"""
+        f"""
 [consumes.tratta-customer-sessions]
-base_uri = "{fake_tratta.base_uri}"
+base_uri = "{tratta_base_uri(fake_tratta)}"
 timeout = 10
 """,
+        shutdown_grace=10,
     )
-    host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY})
+    host = start_host_process(config, environment={"TRATTA_API_KEY": API_KEY})
     async with aiohttp.ClientSession() as session:
 
         async def slow_call() -> int:
             async with session.post(
-                host.rest + "/v1/customer-sessions", json={"customer_id": "slow"}
+                host.rest_url + "/v1/customer-sessions", json={"customer_id": "slow"}
             ) as resp:
                 await resp.read()
                 return resp.status
 
-        before = len(fake_tratta.calls_for("slow"))
+        before = len(calls_for(fake_tratta, "slow"))
         in_flight = asyncio.create_task(slow_call())
         deadline = time.monotonic() + 5
         # The fake runs in another thread: poll its record until the call has arrived.
-        while len(fake_tratta.calls_for("slow")) == before and time.monotonic() < deadline:  # noqa: ASYNC110
+        while len(calls_for(fake_tratta, "slow")) == before and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        assert len(fake_tratta.calls_for("slow")) == before + 1
-        host.process.send_signal(15)
+        assert len(calls_for(fake_tratta, "slow")) == before + 1
+        host.terminate()
         await asyncio.sleep(0.5)
         # New connections are refused while the in-flight call finishes.
         try:
             async with (
                 aiohttp.ClientSession() as fresh,
-                fresh.get(host.rest + "/", timeout=aiohttp.ClientTimeout(total=2)),
+                fresh.get(host.rest_url + "/", timeout=aiohttp.ClientTimeout(total=2)),
             ):
                 refused = False
         except aiohttp.ClientError:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import API_KEY, FakeTratta, start_host, write_config
+from host.testing import FakeUpstream, start_host_process, write_host_toml
+from tests.conftest import API_KEY, tratta_base_uri
 
 
 async def workers_seen(url: str, attempts: int = 80) -> set[str]:
@@ -33,18 +34,20 @@ def worker_pids(log: str) -> dict[str, int]:
 
 
 async def test_two_workers_share_both_ports_restart_and_drain(
-    tmp_path: Path, fake_tratta: FakeTratta
+    tmp_path: Path, fake_tratta: FakeUpstream
 ) -> None:
-    config, rest_port, mcp_port = write_config(
-        tmp_path, consumes=f'[consumes.tratta-customer-sessions]\nbase_uri = "{fake_tratta.base_uri}"\n'
+    config = write_host_toml(
+        tmp_path,
+        f'[consumes.tratta-customer-sessions]\nbase_uri = "{tratta_base_uri(fake_tratta)}"\n',
+        shutdown_grace=10,
     )
-    host = start_host(config, rest_port, mcp_port, env={"TRATTA_API_KEY": API_KEY}, args=("--workers", "2"))
+    host = start_host_process(config, environment={"TRATTA_API_KEY": API_KEY}, args=("--workers", "2"))
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and host.log().count("MCP listening") < 2:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
-        assert await workers_seen(host.rest + "/healthz") == {"1", "2"}
-        assert await workers_seen(f"http://127.0.0.1:{mcp_port}/healthz") == {"1", "2"}
+        assert await workers_seen(host.rest_url + "/healthz") == {"1", "2"}
+        assert await workers_seen(f"http://127.0.0.1:{host.mcp_port}/healthz") == {"1", "2"}
 
         pids = worker_pids(host.log())
         assert set(pids) == {"1", "2"}
@@ -57,11 +60,13 @@ async def test_two_workers_share_both_ports_restart_and_drain(
         while time.monotonic() < deadline + 15 and host.log().count("MCP listening") < 3:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         assert worker_pids(host.log())["1"] != pids["1"]
-        assert await workers_seen(host.rest + "/healthz") == {"1", "2"}
+        assert await workers_seen(host.rest_url + "/healthz") == {"1", "2"}
 
         async with (
             aiohttp.ClientSession() as session,
-            session.post(host.rest + "/v1/customer-sessions", json={"customer_id": "worker-call"}) as resp,
+            session.post(
+                host.rest_url + "/v1/customer-sessions", json={"customer_id": "worker-call"}
+            ) as resp,
         ):
             assert resp.status == 201
     finally:
@@ -73,7 +78,7 @@ async def test_two_workers_share_both_ports_restart_and_drain(
 def test_bad_config_fails_once_in_the_supervisor(tmp_path: Path) -> None:
     from tests.test_serve_process import run_cli
 
-    config, _, _ = write_config(tmp_path, consumes="[consumes.tratta-customer-sessions]\nmock = false\n")
+    config = write_host_toml(tmp_path, "[consumes.tratta-customer-sessions]\nmock = false\n")
     result = run_cli("serve", "--config", str(config), "--workers", "2")
     assert result.returncode == 2 and "TRATTA_ORG_UUID" in result.stderr
     assert "worker 1 started" not in result.stderr

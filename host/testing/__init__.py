@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import aiohttp
     from mcp import Client
 
-    from host.plugins import Catalog
+    from host.catalog import Catalog
 
 try:  # rest_client and mcp_client are async: they need pytest-asyncio (the plugin template's test extra)
     from pytest_asyncio import fixture as _async_fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from host.plugins import Catalog
+    from host.catalog import Catalog
 
 START_TIMEOUT = 30.0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 from collections.abc import Mapping
@@ -24,6 +25,8 @@ CONTENT_TYPES = {
     "yaml": "application/yaml",
     "formUrlEncoded": "application/x-www-form-urlencoded",
 }
+log = logging.getLogger("host.naftiko")
+
 # Prefixes by which a `with` value or template names the caller's argument `x`: `tools.x`, `rest.x`.
 PREFIXES = ("tools", "rest")
 
@@ -95,6 +98,19 @@ class WithMapping:
         return result
 
 
+def unbound_arguments(arguments: Mapping[str, Any], variables: Mapping[str, str]) -> Mapping[str, Any]:
+    """``arguments`` without those named as an operator-bound variable: a bound value always wins.
+
+    A qualified name (``env.TENANT``, ``tools.TENANT``) counts as its last part, as templates look it up.
+    """
+    ignored = [name for name in arguments if name in variables or name.split(".", 1)[-1] in variables]
+    if not ignored:
+        return arguments
+    for name in ignored:  # the name only: a caller's value may be anything
+        log.warning("argument %r ignored: the operator binds a variable of that name", name)
+    return {name: value for name, value in arguments.items() if name not in ignored}
+
+
 @dataclass(frozen=True)
 class NaftikoRequest:
     """Builds one consumed operation's request (spec §4.4 to §4.6)."""
@@ -105,7 +121,8 @@ class NaftikoRequest:
     body: Any
 
     def __call__(self, arguments: Mapping[str, Any], variables: Mapping[str, str]) -> OutboundRequest:
-        context: dict[str, Any] = {**variables, **arguments}
+        arguments = unbound_arguments(arguments, variables)
+        context: dict[str, Any] = {**arguments, **variables}
         query: list[tuple[str, str]] = []
         headers: dict[str, str] = {}
         cookies: list[str] = []

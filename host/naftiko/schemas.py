@@ -50,9 +50,11 @@ def derived_schema(ctx: Context, tool: ToolSpec, namespace: str, operation: str)
     op_params = {p.name: p for p in op.params} if op else {}
     properties: dict[str, Any] = {}
     required: list[str] = []
+    # The operator's values always win (NaftikoRequest drops such arguments): they are never inputs.
+    bound = {v.key for api in ctx.out.apis if op and api.namespace == op.namespace for v in api.variables}
 
     def add(name: str, source: InputParameter | None) -> None:
-        if name in properties:
+        if name in properties or name in bound:
             return
         # An argument nothing declares may be any JSON value: a body template keeps arrays and numbers.
         properties[name] = (
@@ -73,7 +75,7 @@ def derived_schema(ctx: Context, tool: ToolSpec, namespace: str, operation: str)
             add(p.name, p)
         for name in templates.names(op.path):
             short = name.split(".", 1)[-1]
-            if name not in mapped_targets:
+            if name not in mapped_targets and short not in bound:
                 add(short, None)
                 required.append(short)
         for name in body_refs(op.spec.body):

@@ -89,6 +89,7 @@ def build_core(
             discover=discover,
             environ=environ,
             capability_files=[entry.path for entry in config.capabilities],
+            resource_dirs={entry.path: entry.resource_dirs for entry in config.capabilities},
         )
     return Core(config, catalog, Engine.from_catalog(catalog, config, environ))
 

@@ -42,6 +42,7 @@ def check_config(config: HostConfig, *, strict: bool, environ: Mapping[str, str]
             strict=strict or config.plugins.strict,
             environ=environ,
             capability_files=[entry.path for entry in config.capabilities],
+            resource_dirs={entry.path: entry.resource_dirs for entry in config.capabilities},
         )
     except StartupError as exc:  # a clash or a strict-mode failure: nothing after it can be judged
         return str(exc).splitlines()

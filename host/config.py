@@ -163,6 +163,8 @@ class LoggingConfig(_Section):
 
 class CapabilityFile(_Section):
     path: Path
+    # Folders, besides the file's own, that its static MCP resources and prompts may read.
+    resource_dirs: list[Path] = Field(default_factory=list)
 
 
 class HostConfig(_Section):
@@ -195,7 +197,12 @@ def load_config(path: str | Path | None) -> HostConfig:
     except ValidationError as exc:
         raise StartupError(_describe(file, exc)) from None
     # Capability paths are relative to the config file, not to the working directory.
-    files = [CapabilityFile(path=file.parent / entry.path) for entry in config.capabilities]
+    files = [
+        CapabilityFile(
+            path=file.parent / entry.path, resource_dirs=[file.parent / d for d in entry.resource_dirs]
+        )
+        for entry in config.capabilities
+    ]
     return config.model_copy(update={"path": file, "capabilities": files})
 
 

@@ -68,6 +68,7 @@ def load_catalog(
     environ: Mapping[str, str] | None = None,
     capability_files: Sequence[Path] = (),
     stdio: bool = False,
+    resource_dirs: Mapping[Path, Sequence[Path]] | None = None,
 ) -> Catalog:
     """Load installed plugins (and ``extra_plugins``) and collect their contributions.
 
@@ -76,6 +77,7 @@ def load_catalog(
         as tests and embedding applications do.
     :param capability_files: Naftiko files to serve (``[[capabilities]]``), loaded
         after the files plugins contribute.
+    :param resource_dirs: per capability file, the folders its static files may also come from.
     """
     environ = os.environ if environ is None else environ
     selected = _selection(only, environ)
@@ -98,7 +100,8 @@ def load_catalog(
     files = [(Path(path), info) for info in catalog.plugins for path in info.capability_files]
     files += [(Path(path), builtin) for path in capability_files]
     for path, owner in files:
-        _load_file(pm, catalog, path, owner, strict=strict, environ=environ, stdio=stdio)
+        dirs = (resource_dirs or {}).get(path, ())
+        _load_file(pm, catalog, path, owner, strict=strict, environ=environ, stdio=stdio, resource_dirs=dirs)
     check_references(catalog)
     return catalog
 
@@ -157,9 +160,12 @@ def _load_file(
     strict: bool,
     environ: Mapping[str, str],
     stdio: bool = False,
+    resource_dirs: Sequence[Path] = (),
 ) -> None:
     """Serve one capability file through the built-in plugin, unless it has errors."""
-    plugin = naftiko_plugin.CapabilityFile.load(path, strict=strict, environ=environ, stdio=stdio)
+    plugin = naftiko_plugin.CapabilityFile.load(
+        path, strict=strict, environ=environ, stdio=stdio, resource_dirs=resource_dirs
+    )
     report = plugin.report
     report.plugin = None if owner.builtin else owner.name
     catalog.files.append(report)

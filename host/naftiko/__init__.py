@@ -9,7 +9,7 @@ model objects plugins register, so both adapters treat them alike.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -55,9 +55,17 @@ class FileReport(Compiled):
 
 
 def load_capability(
-    path: Path, *, strict: bool = False, environ: Mapping[str, str] | None = None
+    path: Path,
+    *,
+    strict: bool = False,
+    environ: Mapping[str, str] | None = None,
+    resource_dirs: Sequence[Path] = (),
 ) -> FileReport:
-    """Read, normalise and compile one capability file. Never raises for a bad file."""
+    """Read, normalise and compile one capability file. Never raises for a bad file.
+
+    :param resource_dirs: folders, besides the file's own, that its static resources and prompts may
+        read (``[[capabilities]] resource_dirs``).
+    """
     report = FileReport(file=str(path))
 
     def warn(key: str, message: str) -> None:
@@ -99,7 +107,10 @@ def load_capability(
         )
         return report
     try:
-        compiled = Compiler(normalise(raw, warn), path, strict=strict, warn=warn, note=note).compile()
+        compiler = Compiler(
+            normalise(raw, warn), path, strict=strict, warn=warn, note=note, resource_dirs=resource_dirs
+        )
+        compiled = compiler.compile()
     except FileError as exc:
         report.errors.append(str(exc))
         return report

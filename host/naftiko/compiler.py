@@ -10,7 +10,7 @@ declared inputs are enforced. The parts follow the file: :mod:`.consumes`,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,10 @@ class Compiler:
         strict: bool,
         warn: Callable[[str, str], None],
         note: Callable[[str, str], None],
+        resource_dirs: Sequence[Path] = (),
     ) -> None:
         self.raw = raw
-        self.ctx = Context(file=file, strict=strict, warn=warn, note=note)
+        self.ctx = Context(file=file, strict=strict, warn=warn, note=note, resource_dirs=tuple(resource_dirs))
 
     def compile(self) -> Compiled:
         ctx = self.ctx

@@ -55,6 +55,7 @@ class Context:
     strict: bool
     warn: Callable[[str, str], None]
     note: Callable[[str, str], None]  # information that does not make the file deviate (ignored ports, ...)
+    resource_dirs: tuple[Path, ...] = ()  # folders besides the file's own that static files may come from
     out: Compiled = field(default_factory=Compiled)
     ops: dict[str, ConsumedOp] = field(default_factory=dict)
     variables: list[EnvVar] = field(default_factory=list)  # the file's binds

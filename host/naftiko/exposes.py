@@ -239,20 +239,28 @@ def _prompt(ctx: Context, raw: Any, path: str) -> None:
 
 
 def _static_file(ctx: Context, location: str, path: str) -> str | None:
-    """A ``file:///`` text: relative forms stay inside the capability file's folder."""
+    """A ``file:///`` text, which must resolve (symlinks followed) inside an allowed folder.
+
+    Allowed: the capability file's folder and its ``resource_dirs``. Anything else is a load error,
+    so that no file can expose ``/etc/passwd`` or ``/proc/self/environ``.
+    """
     base = ctx.file.parent.resolve()
     if location.startswith("file:///./") or not location.startswith("file://"):
-        relative = location[len("file:///./") :] if location.startswith("file:///./") else location
-        target = (base / relative).resolve()
-        if not target.is_relative_to(base):
-            ctx.warn(path, f"{location!r} leaves the capability's folder; disabled")
-            return None
+        target = (base / location.removeprefix("file:///./")).resolve()
     else:
-        target = Path(unquote(urlsplit(location).path))
+        target = Path(unquote(urlsplit(location).path)).resolve()
+    allowed = [base, *(folder.resolve() for folder in ctx.resource_dirs)]
+    if not any(target.is_relative_to(folder) for folder in allowed):
+        where = "the capability file's folder" + (" or its resource_dirs" if ctx.resource_dirs else "")
+        raise FileError(
+            f"{path}: {location!r} resolves to {str(target)!r}, outside {where}; "
+            "list its folder under resource_dirs in the [[capabilities]] entry of host.toml"
+        )
     try:
         return target.read_text(encoding="utf-8")
-    except OSError as exc:
-        ctx.warn(path, f"cannot read {target}: {exc.strerror or type(exc).__name__}; disabled")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        ctx.warn(path, f"cannot read {target}: {reason}; disabled")
         return None
 
 

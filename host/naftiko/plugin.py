@@ -9,7 +9,7 @@ plugin's hooks do. ``host plugins`` lists it as the built-in plugin :data:`NAME`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from host.hookspecs import hookimpl
@@ -28,10 +28,17 @@ class CapabilityFile:
 
     @classmethod
     def load(
-        cls, path: Path, *, strict: bool, environ: Mapping[str, str], stdio: bool = False
+        cls,
+        path: Path,
+        *,
+        strict: bool,
+        environ: Mapping[str, str],
+        stdio: bool = False,
+        resource_dirs: Sequence[Path] = (),
     ) -> CapabilityFile:
         """Read and compile ``path``; problems are in ``report.errors`` (this never raises for a bad file)."""
-        return cls(load_capability(path, strict=strict, environ=environ), stdio=stdio)
+        report = load_capability(path, strict=strict, environ=environ, resource_dirs=resource_dirs)
+        return cls(report, stdio=stdio)
 
     @hookimpl
     def host_register_consumes(self, register: Callable[[ConsumedApi], None]) -> None:

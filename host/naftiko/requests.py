@@ -176,39 +176,28 @@ class NaftikoRequest:
         self, context: Mapping[str, Any], arguments: Mapping[str, Any], body_params: dict[str, Any]
     ) -> tuple[bytes | None, str | None]:
         body = self.body
-        if body is not None:
-            if isinstance(body, str):
-                return templates.render(body, context, single_brace=False).encode(), "application/json"
-            if isinstance(body, dict) and "type" in body:
-                kind = str(body.get("type"))
-                data = body.get("data")
-                if kind == "json":
-                    if isinstance(data, str):
-                        return templates.render(
-                            data, context, single_brace=False
-                        ).encode(), "application/json"
-                    return json.dumps(render_json(data, context)).encode(), "application/json"
-                if kind == "formUrlEncoded":
-                    if isinstance(data, dict):
-                        pairs = render_json(data, context)
-                        return urlencode(
-                            {k: templates.as_text(v) for k, v in pairs.items()}
-                        ).encode(), CONTENT_TYPES[kind]
-                    return templates.render(
-                        str(data or ""), context, single_brace=False
-                    ).encode(), CONTENT_TYPES[kind]
-                if kind == "multipartForm":
-                    return _multipart(data, context)
-                text = data if isinstance(data, str) else json.dumps(data)
-                rendered = templates.render(text or "", context, single_brace=False).encode()
-                return rendered, CONTENT_TYPES.get(kind, "text/plain")
+        if body is None:
+            if body_params:
+                document = next(iter(body_params.values())) if len(body_params) == 1 else body_params
+                return json.dumps(document).encode(), "application/json"
+            if self.method in BODY_METHODS and arguments.get("body") is not None:
+                return json.dumps(arguments["body"]).encode(), "application/json"  # request body passthrough
+            return None, None
+        if isinstance(body, str):  # a raw string body is a JSON template
+            return templates.render_body(body, context, "json").encode(), "application/json"
+        if not (isinstance(body, dict) and "type" in body):
             return json.dumps(render_json(body, context)).encode(), "application/json"
-        if body_params:
-            document = next(iter(body_params.values())) if len(body_params) == 1 else body_params
-            return json.dumps(document).encode(), "application/json"
-        if self.method in BODY_METHODS and arguments.get("body") is not None:
-            return json.dumps(arguments["body"]).encode(), "application/json"  # request body passthrough
-        return None, None
+        kind, data = str(body["type"]), body.get("data")
+        if kind == "multipartForm":
+            return _multipart(data, context)
+        content_type = CONTENT_TYPES.get(kind, "text/plain")
+        if kind == "json" and not isinstance(data, str):
+            return json.dumps(render_json(data, context)).encode(), content_type
+        if kind == "formUrlEncoded" and isinstance(data, dict):
+            pairs = render_json(data, context)
+            return urlencode({k: templates.as_text(v) for k, v in pairs.items()}).encode(), content_type
+        text = data if isinstance(data, str) else "" if data is None else json.dumps(data)
+        return templates.render_body(text, context, kind).encode(), content_type
 
 
 def render_json(node: Any, context: Mapping[str, Any]) -> Any:

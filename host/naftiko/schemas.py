@@ -7,7 +7,7 @@ from typing import Any
 
 from host import templates
 from host.model import JsonSchema
-from host.naftiko.context import Context
+from host.naftiko.context import ConsumedOp, Context
 from host.naftiko.document import InputParameter, ToolSpec
 from host.naftiko.requests import argument_refs, body_refs
 
@@ -47,40 +47,51 @@ def param_schema(ctx: Context, p: InputParameter, path: str) -> dict[str, Any]:
 def derived_schema(ctx: Context, tool: ToolSpec, namespace: str, operation: str) -> JsonSchema:
     """A tool without declared inputs: its inputs come from `with` and the consumed operation."""
     op = ctx.ops.get(operation)
-    op_params = {p.name: p for p in op.params} if op else {}
-    properties: dict[str, Any] = {}
-    required: list[str] = []
     # The operator's values always win (NaftikoRequest drops such arguments): they are never inputs.
     bound = {v.key for api in ctx.out.apis if op and api.namespace == op.namespace for v in api.variables}
-
-    def add(name: str, source: InputParameter | None) -> None:
-        if name in properties or name in bound:
-            return
-        # An argument nothing declares may be any JSON value: a body template keeps arrays and numbers.
-        properties[name] = (
-            param_schema(ctx, source, "") if source else {"description": f"passed to {operation}"}
-        )
-        if source is not None and source.required:
-            required.append(name)
-
+    inputs = _DerivedInputs(ctx, operation, bound)
+    op_params = {p.name: p for p in op.params} if op else {}
     mapped_targets: set[str] = set()
     for key, value in (tool.with_ or {}).items():
         mapped_targets.add(key)
         for ref in argument_refs(value, namespace):
-            add(ref, op_params.get(key) or op_params.get(ref))
+            inputs.add(ref, op_params.get(key) or op_params.get(ref))
     if op is not None:
+        inputs.add_operation(op, mapped_targets)
+    return inputs.schema()
+
+
+class _DerivedInputs:
+    def __init__(self, ctx: Context, operation: str, bound: set[str]) -> None:
+        self.ctx, self.operation, self.bound = ctx, operation, bound
+        self.properties: dict[str, Any] = {}
+        self.required: set[str] = set()
+
+    def add(self, name: str, source: InputParameter | None, *, required: bool = False) -> None:
+        if name in self.bound:
+            return
+        if required or (source is not None and source.required and name not in self.properties):
+            self.required.add(name)
+        if name in self.properties:
+            return
+        # An argument nothing declares may be any JSON value: a body template keeps arrays and numbers.
+        self.properties[name] = (
+            param_schema(self.ctx, source, "") if source else {"description": f"passed to {self.operation}"}
+        )
+
+    def add_operation(self, op: ConsumedOp, mapped_targets: set[str]) -> None:
+        """The consumed operation's own parameters, path placeholders and body placeholders."""
         for p in op.params:
-            if p.name in mapped_targets or p.value is not None or p.in_ == "environment":
-                continue
-            add(p.name, p)
+            if p.name not in mapped_targets and p.value is None and p.in_ != "environment":
+                self.add(p.name, p)
         for name in templates.names(op.path):
-            short = name.split(".", 1)[-1]
-            if name not in mapped_targets and short not in bound:
-                add(short, None)
-                required.append(short)
+            if name not in mapped_targets:
+                self.add(name.split(".", 1)[-1], None, required=True)
         for name in body_refs(op.spec.body):
-            add(name, None)
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = sorted(set(required))
-    return schema
+            self.add(name, None)
+
+    def schema(self) -> JsonSchema:
+        schema: dict[str, Any] = {"type": "object", "properties": self.properties}
+        if self.required:
+            schema["required"] = sorted(self.required)
+        return schema

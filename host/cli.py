@@ -1,4 +1,4 @@
-"""Command line: ``host serve``, ``host check``, ``host plugins`` and ``host new-plugin``."""
+"""Command line: host serve, host check, host plugins and host new-plugin."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from host import __version__, scaffold
-from host.config import HostConfig, load_config
+from host.config import HostConfig, load_config, override_server
 from host.errors import StartupError
 from host.observability import JsonFormatter, RequestIdFilter, TextFormatter
 from host.plugins import load_catalog
@@ -42,6 +42,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="N worker processes sharing both ports (SO_REUSEPORT); also [server] workers",
     )
+    serve.add_argument(
+        "--host", metavar="ADDRESS", help="address both ports bind to (overrides [server] host)"
+    )
+    serve.add_argument(
+        "--rest-port", type=_port, metavar="PORT", help="REST port (overrides [server] rest_port)"
+    )
+    serve.add_argument(
+        "--mcp-port", type=_port, metavar="PORT", help="MCP port (overrides [server] mcp_port)"
+    )
 
     check = commands.add_parser(
         "check", help="load capability files (and the config's plugins) as serve would; report every problem"
@@ -64,12 +73,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535; 0 picks a free one)")
+    return int(text)
+
+
+# [server] keys that a ``host serve`` flag of the same name overrides (rest_port: --rest-port).
+ADDRESS_KEYS = ("host", "rest_port", "mcp_port")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "new-plugin":
         return scaffold.run(args)
     try:
         config = load_config(args.config)
+        if args.command == "serve":
+            config = override_server(config, {key: getattr(args, key) for key in ADDRESS_KEYS})
         _configure_logging(config)
         if args.command == "serve":
             from host.server import serve, serve_stdio  # imports aiohttp and the MCP SDK only when serving
@@ -107,12 +128,17 @@ def _supervise(config: HostConfig, args: argparse.Namespace, workers: int) -> in
     if workers < 1:
         raise StartupError("--workers must be at least 1")
     build(config, os.environ, strict=args.strict)  # a bad config fails here, once
-    worker_args = [
-        "serve",
-        *(["--config", args.config] if args.config else []),
-        *(["--strict"] if args.strict else []),
-    ]
-    return supervise(workers, worker_args, os.environ)
+    return supervise(workers, worker_args(args), os.environ)
+
+
+def worker_args(args: argparse.Namespace) -> list[str]:
+    """The ``host serve`` arguments each worker gets: the supervisor's own, without ``--workers``."""
+    forwarded = ["serve", *(["--config", args.config] if args.config else [])]
+    forwarded += ["--strict"] if args.strict else []
+    for key in ADDRESS_KEYS:
+        if getattr(args, key) is not None:
+            forwarded += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+    return forwarded
 
 
 def _configure_logging(config: HostConfig) -> None:

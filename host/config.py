@@ -8,10 +8,11 @@ knows where to look.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from host.errors import StartupError
 
@@ -176,6 +177,12 @@ class HostConfig(_Section):
     auth: AuthConfig = AuthConfig()
     logging: LoggingConfig = LoggingConfig()
     path: Path | None = Field(default=None, exclude=True)
+    # [server] keys set by a command-line flag instead of host.toml: key -> flag (not a host.toml key).
+    _flags: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def source(self, key: str) -> str:
+        """Where the operator set a [server] key: the flag, or the host.toml key (for error messages)."""
+        return self._flags.get(key) or f"[server] {key}"
 
     def consume(self, namespace: str) -> ConsumeConfig:
         return self.consumes.get(namespace, ConsumeConfig())
@@ -204,6 +211,20 @@ def load_config(path: str | Path | None) -> HostConfig:
         for entry in config.capabilities
     ]
     return config.model_copy(update={"path": file, "capabilities": files})
+
+
+def override_server(config: HostConfig, values: Mapping[str, object]) -> HostConfig:
+    """``config`` with the given [server] keys replaced (``None`` values are left alone), validated again."""
+    given = {key: value for key, value in values.items() if value is not None}
+    if not given:
+        return config
+    try:
+        server = ServerConfig.model_validate({**config.server.model_dump(), **given})
+    except ValidationError as exc:
+        raise StartupError(_describe(Path("command line"), exc)) from None
+    overridden = config.model_copy(update={"server": server})
+    overridden._flags = {**config._flags, **{key: "--" + key.replace("_", "-") for key in given}}
+    return overridden
 
 
 def _describe(file: Path, exc: ValidationError) -> str:

@@ -41,84 +41,91 @@ class Worker:
     delay: float = RESTART_DELAY_MIN
 
 
-def supervise(workers: int, worker_args: Sequence[str], environ: Mapping[str, str]) -> int:
-    """Run ``workers`` worker processes until SIGTERM/SIGINT; exit 0 when they all drained cleanly."""
-    stopping = False
+class Supervisor:
+    """The worker pool: start, restart with backoff, forward a stop signal, collect exit codes."""
 
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        if not stopping:
-            stopping = True
-            log.info("supervisor: %s received; draining %d worker(s)", signal.Signals(signum).name, workers)
-            for worker in pool.values():
-                if worker.process.poll() is None:
-                    worker.process.send_signal(signal.SIGTERM)
+    def __init__(self, workers: int, worker_args: Sequence[str], environ: Mapping[str, str]) -> None:
+        self.workers, self.worker_args, self.environ = workers, list(worker_args), environ
+        self.stopping = False
+        self.pool: dict[int, Worker] = {}
+        self.pending_restart: dict[int, float] = {}  # worker number -> when to start it again
+        # Input-required MCP results carry encrypted state that any worker must be able to open again, and
+        # metrics from every worker are gathered from one directory, so any worker's /metrics shows them all.
+        self.own_metrics_dir = METRICS_ENV not in environ
+        self.shared = {
+            STATE_KEYS_ENV: environ.get(STATE_KEYS_ENV) or secrets.token_urlsafe(48),
+            METRICS_ENV: environ.get(METRICS_ENV) or tempfile.mkdtemp(prefix="host-metrics-"),
+        }
 
-    # Input-required MCP results carry encrypted state that any worker must be able to open again, and
-    # metrics from every worker are gathered from one directory, so any worker's /metrics shows them all.
-    own_metrics_dir = METRICS_ENV not in environ
-    metrics_dir = environ.get(METRICS_ENV) or tempfile.mkdtemp(prefix="host-metrics-")
-    shared = {
-        STATE_KEYS_ENV: environ.get(STATE_KEYS_ENV) or secrets.token_urlsafe(48),
-        METRICS_ENV: metrics_dir,
-    }
+    def stop(self, signum: int, frame: object) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("supervisor: %s received; draining %d worker(s)", signal.Signals(signum).name, self.workers)
+        for worker in self.pool.values():
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGTERM)
 
-    def spawn(number: int) -> Worker:
-        env = {**environ, **shared, WORKER_ENV: str(number)}
-        process = subprocess.Popen([sys.executable, "-m", "host", *worker_args], env=env)
+    def spawn(self, number: int, delay: float = RESTART_DELAY_MIN) -> None:
+        env = {**self.environ, **self.shared, WORKER_ENV: str(number)}
+        process = subprocess.Popen([sys.executable, "-m", "host", *self.worker_args], env=env)
         log.info("supervisor: worker %d started (pid %d)", number, process.pid)
-        return Worker(number, process)
+        self.pool[number] = Worker(number, process, delay=delay)
 
-    pool: dict[int, Worker] = {}
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for number in range(1, workers + 1):
-        pool[number] = spawn(number)
-    codes: dict[int, int] = {}
-    pending_restart: dict[int, float] = {}
-    while True:
-        for number, worker in list(pool.items()):
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        for number in range(1, self.workers + 1):
+            self.spawn(number)
+        while not (self.stopping and self.all_exited()):
+            if not self.stopping:
+                self.schedule_restarts()
+                self.restart_due()
+            time.sleep(0.1)
+        if self.own_metrics_dir:
+            shutil.rmtree(self.shared[METRICS_ENV], ignore_errors=True)
+        return self.outcome()
+
+    def all_exited(self) -> bool:
+        return all(worker.process.poll() is not None for worker in self.pool.values())
+
+    def schedule_restarts(self) -> None:
+        for number, worker in self.pool.items():
             code = worker.process.poll()
-            if code is None or number in pending_restart:
-                continue
-            if stopping:
-                codes[number] = code
+            if code is None or number in self.pending_restart:
                 continue
             lived = time.monotonic() - worker.started
             # A worker that dies young is restarted with a growing delay, so a crash loop does not spin.
-            delay = RESTART_DELAY_MIN if lived > 30 else min(worker.delay * 2, RESTART_DELAY_MAX)
+            worker.delay = RESTART_DELAY_MIN if lived > 30 else min(worker.delay * 2, RESTART_DELAY_MAX)
             log.error(
                 "supervisor: worker %d (pid %d) exited with %s; restarting in %.1f s",
                 number,
                 worker.process.pid,
                 code,
-                delay,
+                worker.delay,
             )
-            pending_restart[number] = time.monotonic() + delay
-            worker.delay = delay
-        for number, when in list(pending_restart.items()):
-            if stopping:
-                codes[number] = pool[number].process.returncode or 0
-                del pending_restart[number]
-            elif time.monotonic() >= when:
-                delay = pool[number].delay
-                pool[number] = spawn(number)
-                pool[number].delay = delay
-                del pending_restart[number]
-        if stopping and all(worker.process.poll() is not None for worker in pool.values()):
-            break
-        time.sleep(0.1)
-    if own_metrics_dir:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-    # A worker stopped by our SIGTERM before it could install its own handler had nothing in flight.
-    failed = {
-        n: c for n, c in ((n, w.process.returncode) for n, w in pool.items()) if c not in (0, -signal.SIGTERM)
-    }
-    if failed:
-        log.error("supervisor: workers exited with errors: %s", failed)
-        return 1
-    log.info("supervisor: all workers stopped")
-    return 0
+            self.pending_restart[number] = time.monotonic() + worker.delay
+
+    def restart_due(self) -> None:
+        for number, when in list(self.pending_restart.items()):
+            if time.monotonic() >= when:
+                del self.pending_restart[number]
+                self.spawn(number, delay=self.pool[number].delay)
+
+    def outcome(self) -> int:
+        # A worker stopped by our SIGTERM before it could install its own handler had nothing in flight.
+        codes = {number: worker.process.returncode for number, worker in self.pool.items()}
+        failed = {number: code for number, code in codes.items() if code not in (0, -signal.SIGTERM)}
+        if failed:
+            log.error("supervisor: workers exited with errors: %s", failed)
+            return 1
+        log.info("supervisor: all workers stopped")
+        return 0
+
+
+def supervise(workers: int, worker_args: Sequence[str], environ: Mapping[str, str]) -> int:
+    """Run ``workers`` worker processes until SIGTERM/SIGINT; exit 0 when they all drained cleanly."""
+    return Supervisor(workers, worker_args, environ).run()
 
 
 def worker_id() -> str | None:

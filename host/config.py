@@ -59,6 +59,12 @@ class LimitsConfig(_Section):
     request_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
     # Seconds for the request body to arrive (408 above it): a stalled sender frees its slot early.
     body_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # Seconds a kept-alive connection may wait for its next request (nginx: keepalive_timeout 75).
+    idle_timeout: Annotated[float, Field(gt=0, le=3600)] = 75.0
+    # Seconds a new connection has to send its first request's headers (nginx: client_header_timeout 60).
+    header_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # Open connections per port; at the cap idle ones are closed to make room, else new ones get 503.
+    max_connections: Annotated[int, Field(gt=0, le=1_000_000)] = 1024
 
 
 class ApiKeyConfig(_Section):

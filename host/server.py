@@ -21,6 +21,7 @@ from mcp.server.stdio import stdio_server
 from host.adapters.mcp import MCP_PATH, McpService
 from host.app import announce, authenticators, build, build_core, check_exposure
 from host.config import HostConfig
+from host.connections import guarded_sites
 from host.supervisor import worker_id
 
 __all__ = ["authenticators", "check_exposure", "serve", "serve_stdio"]  # the first two moved to host.app
@@ -41,6 +42,7 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
             max_line_size=limits.max_header_bytes,
             max_field_size=limits.max_header_bytes,
             max_headers=limits.max_headers,
+            keepalive_timeout=limits.idle_timeout,  # idle kept-alive connections are closed
         )
         for app in (host.rest, host.mcp)
     ]
@@ -49,8 +51,10 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
             await runner.setup()  # starts the engine (the apps' cleanup_ctx)
         # Workers share the ports: the kernel spreads connections across them.
         shared = worker_id() is not None
-        rest_site = web.TCPSite(runners[0], server.host, server.rest_port, reuse_port=shared)
-        mcp_site = web.TCPSite(runners[1], server.host, server.mcp_port, reuse_port=shared)
+        pools = sum(bound.settings.pool_size for bound in host.engine.apis.values())
+        rest_site, mcp_site = guarded_sites(
+            config, {"rest": runners[0], "mcp": runners[1]}, reuse_port=shared, upstream_connections=pools
+        )
         await rest_site.start()
         await mcp_site.start()
         log.info("REST listening on %s", _url(runners[0]))

@@ -8,13 +8,12 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import aiohttp
 import pytest
 
-from host.testing import _free_port, _listening, host_process_environment
+from host.testing import HostServer, free_port, host_process_environment
 from tests.conftest import ROOT
 from tests.test_serve_process import run_cli
 
@@ -62,7 +61,7 @@ def test_address_flags_reach_every_worker() -> None:
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The repository's own host.toml, served on free ports chosen with the flags (8080 may be busy)."""
-    rest_port, mcp_port = _free_port(), _free_port()
+    rest_port, mcp_port = free_port(), free_port()
     flags = ["--host", "127.0.0.1", "--rest-port", str(rest_port), "--mcp-port", str(mcp_port)]
     log = tmp_path_factory.mktemp("quickstart") / "host.log"
     with log.open("wb") as output:
@@ -73,20 +72,16 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             env=host_process_environment(["tratta-customer-sessions"], {}),
             cwd=ROOT,
         )
+    host = HostServer(process, rest_port, mcp_port, ROOT / "host.toml", log, ("tratta-customer-sessions",))
     try:
-        deadline = time.monotonic() + 30
-        while not (_listening(rest_port) and _listening(mcp_port)):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "host serve did not listen on the flag ports"
-            time.sleep(0.05)
+        host.wait_until_listening()
         yield rest_port
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        host.stop()
 
 
 async def test_flags_override_host_toml(quickstart: int) -> None:
-    assert not _listening(8080) or quickstart != 8080
+    assert quickstart != 8080
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"http://127.0.0.1:{quickstart}/healthz") as resp,

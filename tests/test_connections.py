@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import socket
 import time
+import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -198,13 +199,9 @@ def test_the_cap_fits_the_descriptor_limit_so_a_flood_cannot_starve_healthz(tmp_
     import subprocess
     import sys
 
-    from host.testing import _free_port, _listening, host_process_environment, render_host_toml
+    from host.testing import host_process_environment, write_host_toml
 
-    rest_port, mcp_port = _free_port(), _free_port()
-    config = tmp_path / "host.toml"
-    config.write_text(
-        render_host_toml(rest_port=rest_port, mcp_port=mcp_port, consumes={PLUGIN: {"mock": True}})
-    )
+    config = write_host_toml(tmp_path, f"[consumes.{PLUGIN}]\nmock = true\n")
     limit = 256
     log = tmp_path / "host.log"
     with log.open("wb") as output:
@@ -215,12 +212,12 @@ def test_the_cap_fits_the_descriptor_limit_so_a_flood_cannot_starve_healthz(tmp_
             env=host_process_environment([PLUGIN], {}),
             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)),
         )
+    ports = tomllib.loads(config.read_text())["server"]
+    host = HostServer(process, ports["rest_port"], ports["mcp_port"], config, log, (PLUGIN,))
+    rest_port = host.rest_port
     idle: list[socket.socket] = []
     try:
-        deadline = time.monotonic() + 30
-        while not (_listening(rest_port) and _listening(mcp_port)):
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        host.wait_until_listening()
         for _ in range(limit + 100):  # more than the process could ever hold
             idle.append(_connect(rest_port))
         for _ in range(3):
@@ -229,9 +226,8 @@ def test_the_cap_fits_the_descriptor_limit_so_a_flood_cannot_starve_healthz(tmp_
     finally:
         for sock in idle:
             sock.close()
-        process.terminate()
-        process.wait(timeout=20)
-    text = log.read_text()
+        host.stop()
+    text = host.log()
     assert "[limits] max_connections = 1024 per port does not fit" in text
     assert "connections open, the cap" in text
     assert "Traceback" not in text

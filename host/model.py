@@ -493,6 +493,7 @@ class McpResource:
     operation: str | None = None
     map_arguments: ArgumentMapping | None = None
     output: OutputMapping | None = None
+    caller_auth: CallerAuth | None = None  # its capability's own inbound credential, as for tools
 
 
 @dataclass(frozen=True)
@@ -520,3 +521,4 @@ class McpPrompt:
     arguments: tuple[PromptArgument, ...] = ()
     messages: tuple[tuple[str, str | ContentBlock], ...] = ()
     request_input: InputHook | None = None
+    caller_auth: CallerAuth | None = None  # its capability's own inbound credential, as for tools

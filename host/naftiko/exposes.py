@@ -191,6 +191,7 @@ def _mcp_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
                 operation=spec.call,
                 output=output_mapper(spec.outputParameters, f"{path}.outputParameters"),
                 map_arguments=WithMapping(spec.with_, namespace),
+                caller_auth=ctx.caller_auth,
             )
         )
     elif spec.location:
@@ -204,6 +205,7 @@ def _mcp_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
                     description=spec.description,
                     mime_type=spec.mimeType or "text/plain",
                     text=text,
+                    caller_auth=ctx.caller_auth,
                 )
             )
     else:
@@ -234,6 +236,7 @@ def _prompt(ctx: Context, raw: Any, path: str) -> None:
             description=spec.description,
             arguments=arguments,
             messages=tuple(messages),
+            caller_auth=ctx.caller_auth,
         )
     )
 

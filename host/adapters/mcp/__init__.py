@@ -15,12 +15,12 @@ is kept between requests: the multi-round ``requestState`` of 2026-07-28 input
 requests travels encrypted with the client.
 """
 
+from host.adapters.mcp.items import CALLER_UNAUTHORIZED, PromptEntry, ResourceEntry, ToolEntry, caller_refusal
 from host.adapters.mcp.service import (
     DEFAULT_INSTRUCTIONS,
     SERVER_NAME,
     STATE_KEYS_ENV,
     McpService,
-    ToolEntry,
     request_state_security,
 )
 from host.adapters.mcp.state import Exchange, exchange_of
@@ -36,6 +36,7 @@ from host.adapters.mcp.transport import (
 )
 
 __all__ = [
+    "CALLER_UNAUTHORIZED",
     "DEFAULT_INSTRUCTIONS",
     "LOOPBACK_HOSTS",
     "LOOPBACK_ORIGINS",
@@ -49,9 +50,12 @@ __all__ = [
     "Exchange",
     "McpService",
     "McpSettings",
+    "PromptEntry",
+    "ResourceEntry",
     "ToolEntry",
     "TransportGuard",
     "build_mcp_app",
+    "caller_refusal",
     "exchange_of",
     "request_state_security",
 ]

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
-from aiohttp import web
 from mcp.server import Server, ServerRequestContext
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.shared.exceptions import MCPError
@@ -47,7 +44,7 @@ from mcp.types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from host import __version__, templates
+from host import __version__
 from host.adapters.mcp.content import (
     error_result,
     prompt_content,
@@ -56,11 +53,20 @@ from host.adapters.mcp.content import (
     upstream_error_result,
 )
 from host.adapters.mcp.interaction import Notifier, ask, input_required, input_unavailable, require_client
+from host.adapters.mcp.items import (
+    PromptEntry,
+    ResourceEntry,
+    ToolEntry,
+    admit,
+    caller_refusal,
+    match_uri,
+    visible,
+)
 from host.adapters.mcp.state import exchange_of_context
 from host.engine import Engine, Outcome, Target
-from host.errors import CallError, InvalidArguments, StartupError, Unauthorized
+from host.errors import CallError, InvalidArguments, StartupError
 from host.inbound import CallerCheck
-from host.model import InputRequired, McpPrompt, McpResource, McpTool
+from host.model import CallerAuth, InputRequired, McpPrompt, McpResource, McpTool
 from host.plugins import Catalog
 from host.reporting import reporting
 from host.secrets import Secret
@@ -73,15 +79,6 @@ SERVER_NAME = "capability-host"
 STATE_KEYS_ENV = "HOST_REQUEST_STATE_KEYS"
 
 
-@dataclass(frozen=True)
-class ToolEntry:
-    spec: McpTool
-    wire: Tool
-    target: Target
-    param_headers: bool  # the input schema mirrors arguments into Mcp-Param-* headers
-    caller_check: CallerCheck | None = None  # the tool's own credential (a capability file's exposes auth)
-
-
 @dataclass
 class McpService:
     """The SDK server and what it serves: tools, resources, prompts."""
@@ -89,8 +86,8 @@ class McpService:
     engine: Engine
     catalog: Catalog
     tools: dict[str, ToolEntry] = field(default_factory=dict)
-    resources: dict[str, tuple[McpResource, Target | None]] = field(default_factory=dict)
-    prompts: dict[str, McpPrompt] = field(default_factory=dict)
+    resources: dict[str, ResourceEntry] = field(default_factory=dict)  # by URI (or URI template)
+    prompts: dict[str, PromptEntry] = field(default_factory=dict)
     environ: Mapping[str, str] | None = None  # where STATE_KEYS_ENV is read; None: os.environ
     server: Server[Any] = field(init=False)
 
@@ -104,8 +101,12 @@ class McpService:
                 if item.operation is None
                 else self.engine.target(item.operation, map_arguments=item.map_arguments, output=item.output)
             )
-            self.resources[item.uri] = (item, target)
-        self.prompts = {name: contributed.item for name, contributed in self.catalog.prompts.items()}
+            self.resources[item.uri] = ResourceEntry(
+                item, target, self._caller_check(item.caller_auth, f"MCP resource {item.uri!r}")
+            )
+        for name, offered in self.catalog.prompts.items():
+            check = self._caller_check(offered.item.caller_auth, f"MCP prompt {name!r}")
+            self.prompts[name] = PromptEntry(offered.item, check)
         handlers: dict[str, Any] = {"on_list_tools": self._list_tools, "on_call_tool": self._call_tool}
         if self.resources:
             handlers.update(
@@ -154,19 +155,18 @@ class McpService:
             output=tool.output,
             label=f"tool {tool.name}",
         )
-        check = None
-        if tool.caller_auth is not None:
-            check = CallerCheck(
-                tool.caller_auth,
-                os.environ if self.environ is None else self.environ,
-                f"MCP tool {tool.name!r}",
-            )
+        check = self._caller_check(tool.caller_auth, f"MCP tool {tool.name!r}")
         self.tools[tool.name] = ToolEntry(tool, wire, target, bool(x_mcp_header_map(schema)), check)
+
+    def _caller_check(self, auth: CallerAuth | None, origin: str) -> CallerCheck | None:
+        if auth is None:
+            return None
+        return CallerCheck(auth, os.environ if self.environ is None else self.environ, origin)
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
     ) -> ListToolsResult:
-        return ListToolsResult(tools=[entry.wire for entry in self.tools.values()])
+        return ListToolsResult(tools=[entry.wire for entry in visible(ctx, self.tools.values())])
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: CallToolRequestParams
@@ -175,12 +175,9 @@ class McpService:
         if entry is None:
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {params.name}")
         require_client(ctx, entry.spec.requires_client)
-        if entry.caller_check is not None:
-            headers = ctx.request.headers if isinstance(ctx.request, web.Request) else {}
-            try:
-                entry.caller_check.check(headers)
-            except Unauthorized as exc:
-                return error_result(f"Unauthorized: {exc.detail}; nothing was sent upstream")
+        refusal = caller_refusal(ctx, entry)
+        if refusal is not None:
+            return error_result(refusal.error.message)  # a tool's refusal is a tool error, as ever
         arguments: Mapping[str, Any] = params.arguments or {}
         if entry.spec.request_input is not None:
             answer = ask(ctx, entry.spec.request_input, arguments, params.request_state)
@@ -217,6 +214,10 @@ class McpService:
             await notifier.aclose()
         return outcome
 
+    def _resources(self, ctx: ServerRequestContext[Any], *, templated: bool) -> list[McpResource]:
+        entries = visible(ctx, self.resources.values())
+        return [entry.spec for entry in entries if entry.templated == templated]
+
     async def _list_resources(
         self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
     ) -> ListResourcesResult:
@@ -225,8 +226,9 @@ class McpService:
                 Resource(
                     uri=r.uri, name=r.name, title=r.title, description=r.description, mime_type=r.mime_type
                 )
-                for r, _ in self.resources.values()
-                if not templates.names(r.uri, single_brace=True)
+                for r in (
+                    entry.spec for entry in visible(ctx, self.resources.values()) if not entry.templated
+                )
             ]
         )
 
@@ -242,8 +244,7 @@ class McpService:
                     description=r.description,
                     mime_type=r.mime_type,
                 )
-                for r, _ in self.resources.values()
-                if templates.names(r.uri, single_brace=True)
+                for r in self._resources(ctx, templated=True)
             ]
         )
 
@@ -251,10 +252,11 @@ class McpService:
         self, ctx: ServerRequestContext[Any], params: ReadResourceRequestParams
     ) -> ReadResourceResult:
         uri = str(params.uri)
-        for resource, target in self.resources.values():
-            arguments = _match_uri(resource.uri, uri)
+        for entry in self.resources.values():
+            arguments = match_uri(entry.spec.uri, uri)
             if arguments is None:
                 continue
+            resource, target = admit(ctx, entry).spec, entry.target
             if target is None:
                 return ReadResourceResult(
                     contents=[
@@ -284,16 +286,14 @@ class McpService:
                         for a in p.arguments
                     ],
                 )
-                for p in self.prompts.values()
+                for p in (entry.spec for entry in visible(ctx, self.prompts.values()))
             ]
         )
 
     async def _get_prompt(
         self, ctx: ServerRequestContext[Any], params: GetPromptRequestParams
     ) -> GetPromptResult | InputRequiredResult:
-        prompt = self.prompts.get(params.name)
-        if prompt is None:
-            raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {params.name}")
+        prompt = self._prompt(ctx, params.name)
         arguments: Mapping[str, Any] = params.arguments or {}
         if prompt.request_input is not None:
             answer = ask(ctx, prompt.request_input, arguments, params.request_state)
@@ -316,17 +316,23 @@ class McpService:
         ]
         return GetPromptResult(description=prompt.description, messages=messages)
 
+    def _prompt(self, ctx: ServerRequestContext[Any], name: str) -> McpPrompt:
+        entry = self.prompts.get(name)
+        if entry is None:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {name}")
+        return admit(ctx, entry).spec
+
     async def _complete(
         self, ctx: ServerRequestContext[Any], params: CompleteRequestParams
     ) -> CompleteResult:
         """Prompt arguments complete from their ``choices`` (case-insensitive prefix); the rest, nothing."""
         choices: tuple[str, ...] = ()
         if isinstance(params.ref, PromptReference):
-            prompt = self.prompts.get(params.ref.name)
-            if prompt is None:
-                raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {params.ref.name}")
+            prompt = self._prompt(ctx, params.ref.name)
             argument = next((a for a in prompt.arguments if a.name == params.argument.name), None)
             choices = argument.choices if argument is not None else ()
+        elif params.ref.uri in self.resources:
+            admit(ctx, self.resources[params.ref.uri])  # resource template arguments offer no choices
         typed = params.argument.value.casefold()
         values = [choice for choice in choices if choice.casefold().startswith(typed)]
         return CompleteResult(
@@ -367,24 +373,3 @@ def _principal_of(ctx: ServerRequestContext[Any, Any]) -> str | None:
     """Who a requestState is bound to: the authenticated caller, or nobody on an open host."""
     exchange = exchange_of_context(ctx.request)
     return exchange.principal if exchange is not None else None
-
-
-def _match_uri(pattern: str, uri: str) -> dict[str, str] | None:
-    """Arguments when ``uri`` matches the (possibly templated) resource ``pattern``."""
-    if pattern == uri:
-        return {}
-    names = templates.names(pattern, single_brace=True)
-    if not names:
-        return None
-    regex = re.escape(pattern)
-    for name in names:
-        for form in (re.escape("{{" + name + "}}"), re.escape("{" + name + "}")):
-            regex = regex.replace(form, f"(?P<{_group(name)}>[^/]+)", 1)
-    match = re.fullmatch(regex, uri)
-    if match is None:
-        return None
-    return {name: unquote(match.group(_group(name))) for name in names}
-
-
-def _group(name: str) -> str:
-    return "g_" + re.sub(r"\W", "_", name)

@@ -40,6 +40,7 @@ from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from multidict import CIMultiDict
 
+from host.adapters.mcp.items import CALLER_UNAUTHORIZED
 from host.adapters.mcp.service import McpService
 from host.adapters.mcp.state import exchange_of
 from host.adapters.mcp.stream import MOCK_HEADER, EventStream, OneShotDispatchContext, compact_dumps
@@ -56,6 +57,8 @@ LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS = tuple(f"{scheme}://{host}" for scheme in ("http", "https") for host in LOOPBACK_HOSTS)
 
 _LIFESPAN = web.AppKey("mcp_state", Any)
+# 2026-07-28 error statuses: the SDK's, and 403 for an item refused for want of its own credential.
+_ERROR_STATUS = {**ERROR_CODE_HTTP_STATUS, CALLER_UNAUTHORIZED: 403}
 
 
 @dataclass
@@ -402,7 +405,7 @@ def _reply(
 ) -> web.Response:
     if isinstance(outcome, ErrorData):
         # The handshake era answers JSON-RPC errors with 200; 2026-07-28 maps codes to statuses.
-        status = ERROR_CODE_HTTP_STATUS.get(outcome.code, 500) if modern else 200
+        status = _ERROR_STATUS.get(outcome.code, 500) if modern else 200
         return _rpc_error(request_id, outcome.code, outcome.message, data=outcome.data, status=status)
     response = web.json_response({"jsonrpc": "2.0", "id": request_id, "result": outcome}, dumps=compact_dumps)
     if exchange_of(request).mocked:

@@ -1,0 +1,113 @@
+"""What the MCP service serves, each item with the caller credential it requires, as data.
+
+A capability file's own ``authentication`` applies to every MCP item of that capability:
+tools, resources, resource templates and prompts carry its :class:`CallerCheck` (or
+None), and :func:`caller_refusal` is the one place that applies it, for every method
+that addresses an item and for the lists (which leave out what the caller may not use).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+from urllib.parse import unquote
+
+from aiohttp import web
+from mcp.server import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp.types import Tool
+
+from host import templates
+from host.engine import Target
+from host.errors import Unauthorized
+from host.inbound import CallerCheck
+from host.model import McpPrompt, McpResource, McpTool
+
+# JSON-RPC code of a refusal for want of an item's own credential (implementation-defined range).
+CALLER_UNAUTHORIZED = -32003
+
+
+@dataclass(frozen=True)
+class ToolEntry:
+    spec: McpTool
+    wire: Tool
+    target: Target
+    param_headers: bool  # the input schema mirrors arguments into Mcp-Param-* headers
+    caller_check: CallerCheck | None = None  # the tool's own credential (a capability file's exposes auth)
+
+
+@dataclass(frozen=True)
+class ResourceEntry:
+    spec: McpResource
+    target: Target | None  # None: fixed text
+    caller_check: CallerCheck | None = None
+
+    @property
+    def templated(self) -> bool:
+        return bool(templates.names(self.spec.uri, single_brace=True))
+
+
+@dataclass(frozen=True)
+class PromptEntry:
+    spec: McpPrompt
+    caller_check: CallerCheck | None = None
+
+
+class Guarded(Protocol):
+    @property
+    def caller_check(self) -> CallerCheck | None: ...
+
+
+G = TypeVar("G", bound=Guarded)
+
+
+def caller_refusal(ctx: ServerRequestContext[Any], item: Guarded) -> MCPError | None:
+    """Why this request may not use ``item`` (None: it may). Checked before anything runs."""
+    check = item.caller_check
+    if check is None:
+        return None
+    request = ctx.request
+    headers: Mapping[str, str] = request.headers if isinstance(request, web.Request) else {}
+    try:
+        check.check(headers)
+    except Unauthorized as exc:
+        return MCPError(
+            code=CALLER_UNAUTHORIZED, message=f"Unauthorized: {exc.detail}; nothing was sent upstream"
+        )
+    return None
+
+
+def admit(ctx: ServerRequestContext[Any], item: G) -> G:
+    """``item`` when this request may use it; else raise the refusal."""
+    refusal = caller_refusal(ctx, item)
+    if refusal is not None:
+        raise refusal
+    return item
+
+
+def visible(ctx: ServerRequestContext[Any], items: Iterable[G]) -> list[G]:
+    """The items this request may use: a list never offers what a call would refuse."""
+    return [item for item in items if caller_refusal(ctx, item) is None]
+
+
+def match_uri(pattern: str, uri: str) -> dict[str, str] | None:
+    """Arguments when ``uri`` matches the (possibly templated) resource ``pattern``."""
+    if pattern == uri:
+        return {}
+    names = templates.names(pattern, single_brace=True)
+    if not names:
+        return None
+    regex = re.escape(pattern)
+    for name in names:
+        for form in (re.escape("{{" + name + "}}"), re.escape("{" + name + "}")):
+            regex = regex.replace(form, f"(?P<{_group(name)}>[^/]+)", 1)
+    match = re.fullmatch(regex, uri)
+    if match is None:
+        return None
+    return {name: unquote(match.group(_group(name))) for name in names}
+
+
+def _group(name: str) -> str:
+    return "g_" + re.sub(r"\W", "_", name)

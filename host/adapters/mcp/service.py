@@ -141,12 +141,14 @@ class McpService:
             idempotent_hint=hints.idempotent,
             open_world_hint=hints.open_world,
         )
+        # No hints and no title: no annotations key at all (the reference engine's null).
+        has_annotations = bool(annotations.model_dump(exclude_none=True))
         wire = Tool(
             name=tool.name,
             title=tool.title,
             description=tool.description,
             input_schema=schema,
-            annotations=annotations,
+            annotations=annotations if has_annotations else None,
         )
         target = self.engine.target(
             tool.operation,

@@ -40,6 +40,7 @@ from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from multidict import CIMultiDict
 
+from host.adapters.mcp.content import media_type_of
 from host.adapters.mcp.items import CALLER_UNAUTHORIZED
 from host.adapters.mcp.service import McpService
 from host.adapters.mcp.state import exchange_of
@@ -366,7 +367,7 @@ def _http_rejection(request: web.Request) -> web.Response | None:
         )
     if not _accepts_json(headers.get("Accept", "")):
         return _rpc_error(None, INVALID_REQUEST, "Accept must include application/json", status=406)
-    if not headers.get("Content-Type", "").lower().startswith("application/json"):
+    if media_type_of(headers.get("Content-Type")) != "application/json":  # parameters (charset) allowed
         return _rpc_error(None, INVALID_REQUEST, "Content-Type must be application/json", status=400)
     return None
 

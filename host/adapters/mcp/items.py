@@ -17,7 +17,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from mcp.server import ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from mcp.types import Tool
+from mcp.types import INVALID_PARAMS, Tool
 
 from host import templates
 from host.engine import Target
@@ -93,7 +93,7 @@ def visible(ctx: ServerRequestContext[Any], items: Iterable[G]) -> list[G]:
 
 
 def match_uri(pattern: str, uri: str) -> dict[str, str] | None:
-    """Arguments when ``uri`` matches the (possibly templated) resource ``pattern``."""
+    """Arguments (decoded) when ``uri`` matches the (possibly templated) resource ``pattern``."""
     if pattern == uri:
         return {}
     names = templates.names(pattern, single_brace=True)
@@ -107,6 +107,23 @@ def match_uri(pattern: str, uri: str) -> dict[str, str] | None:
     if match is None:
         return None
     return {name: unquote(match.group(_group(name))) for name in names}
+
+
+def refuse_dot_segments(uri: str, arguments: Mapping[str, str]) -> None:
+    """Raise :class:`MCPError` (invalid params) for a URI value that is a dot segment once decoded.
+
+    Upstream it would be resolved into another path than the operation's.
+    """
+    for name, value in arguments.items():
+        if value in _DOT_SEGMENTS:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"Invalid resource URI: {name!r} may not be '.' or '..'",
+                data={"uri": uri, "parameter": name},
+            )
+
+
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 def _group(name: str) -> str:

@@ -60,6 +60,7 @@ from host.adapters.mcp.items import (
     admit,
     caller_refusal,
     match_uri,
+    refuse_dot_segments,
     visible,
 )
 from host.adapters.mcp.state import exchange_of_context
@@ -259,6 +260,7 @@ class McpService:
             if arguments is None:
                 continue
             resource, target = admit(ctx, entry).spec, entry.target
+            refuse_dot_segments(uri, arguments)
             if target is None:
                 return ReadResourceResult(
                     contents=[

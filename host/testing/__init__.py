@@ -16,6 +16,12 @@ there are no autouse fixtures and no side effects at import.
 ``rest_client``, ``mcp_client``
     An :class:`aiohttp.ClientSession` on the REST port (relative URLs work) and a
     connected official MCP SDK :class:`mcp.Client`.
+``host_in_process``
+    The same host built in the test's own process and event loop
+    (``host.app.build``), no process to start: ``host_in_process.rest`` is an
+    aiohttp ``TestClient`` (``await host_in_process.rest.get("/v1/...")``);
+    ``async with host_in_process.mcp_client() as client:`` talks to the MCP
+    port; ``in_memory_mcp_client()`` skips HTTP altogether.
 ``host_plugin_info``
     What ``host plugins --json`` says about the plugins under test, keyed by name.
 
@@ -31,11 +37,13 @@ host.toml.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from host.testing.inprocess import InProcessHost, fixture_config, host_config, serve_in_process
 from host.testing.process import (
     START_TIMEOUT,
     HostServer,
@@ -67,12 +75,15 @@ __all__ = [
     "FakeUpstream",
     "Handler",
     "HostServer",
+    "InProcessHost",
     "RecordedRequest",
     "consumed_namespaces",
     "free_port",
+    "host_config",
     "host_process_environment",
     "load_plugins_catalog",
     "render_host_toml",
+    "serve_in_process",
     "start_host_process",
     "start_host_server",
     "write_host_toml",
@@ -236,3 +247,27 @@ async def mcp_client(host_server: HostServer) -> AsyncIterator[Client]:
     finally:
         finished.set()
         await holder
+
+
+@_async_fixture
+async def host_in_process(
+    host_plugins: tuple[str, ...],
+    host_consumes: dict[str, dict[str, Any]],
+    host_environment: dict[str, str],
+    host_toml_extra: str,
+) -> AsyncIterator[InProcessHost]:
+    """What ``host_server`` serves, built and served in this process (aiohttp's TestServer): fast."""
+    from host.errors import StartupError
+
+    environment = host_process_environment(host_plugins, host_environment)
+    config = fixture_config(host_consumes, host_toml_extra)
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            served = await stack.enter_async_context(
+                serve_in_process(config, environment, plugins=host_plugins)
+            )
+        except StartupError as exc:
+            pytest.fail(
+                f"capability-host: the plugins {', '.join(host_plugins)} do not start: {exc}", pytrace=False
+            )
+        yield served

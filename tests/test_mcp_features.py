@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from mcp import Client
 from mcp.client.session import ClientRequestContext
 from mcp.types import (
@@ -35,19 +35,14 @@ from mcp.types import (
 import host.adapters.mcp
 from host.adapters.mcp import (
     STATE_KEYS_ENV,
-    McpService,
-    McpSettings,
-    TransportGuard,
-    build_mcp_app,
     request_state_security,
 )
-from host.config import AuthConfig, HostConfig, LimitsConfig
+from host.config import HostConfig, LimitsConfig
 from host.engine import Engine, Outcome, Target
 from host.errors import StartupError
-from host.inbound import Authenticator, ConcurrencyLimiter
 from host.model import InputRequest, InputRequired, InputRound, MockRequest, ResourceBlock
-from host.plugins import load_catalog
 from host.reporting import SILENT, current_report
+from host.testing import serve_in_process
 from tests.conftest import ROOT
 
 PLUGIN = ROOT / "tests/fixtures/plugins/host-conformance-plugin/host_conformance_plugin/__init__.py"
@@ -69,23 +64,10 @@ def _plugin() -> ModuleType:
 async def _serve(
     *, request_timeout: float = 30.0, environ: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[TestClient[Any, Any], Engine]]:
-    catalog = load_catalog(extra_plugins=[("conformance", _plugin())], discover=False, environ={})
-    engine = Engine.from_catalog(catalog, HostConfig(), {})
-    await engine.start()
-    app = build_mcp_app(
-        engine,
-        catalog,
-        guard=TransportGuard.for_bind("127.0.0.1", (), ()),
-        settings=McpSettings(1024 * 1024, 64, request_timeout),
-        authenticator=Authenticator(AuthConfig(), {}, "mcp"),
-        limiter=ConcurrencyLimiter(LimitsConfig()),
-        environ=environ if environ is not None else {},
-    )
-    try:
-        async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
-            yield test_client, engine
-    finally:
-        await engine.close()
+    config = HostConfig(limits=LimitsConfig(request_timeout=request_timeout))
+    plugins = [("conformance", _plugin())]
+    async with serve_in_process(config, environ, extra_plugins=plugins, discover=False) as served:
+        yield served.mcp, served.host.engine
 
 
 @pytest.fixture
@@ -354,22 +336,23 @@ def test_mock_reports_outside_an_mcp_call_are_dropped() -> None:
 
 async def test_reports_reach_an_in_process_client_too() -> None:
     """The same handlers serve stdio and in-process clients: reports use the SDK's request channel."""
-    catalog = load_catalog(extra_plugins=[("conformance", _plugin())], discover=False, environ={})
-    service = McpService(Engine.from_catalog(catalog, HostConfig(), {}), catalog, environ={})
-    for mode in ("auto", "legacy"):
-        progress: list[float] = []
-        logs: list[Any] = []
+    plugins = [("conformance", _plugin())]
+    async with serve_in_process(extra_plugins=plugins, discover=False) as served:
+        for mode in ("auto", "legacy"):
+            progress: list[float] = []
+            logs: list[Any] = []
 
-        async def on_progress(value: float, total: float | None, message: str | None) -> None:
-            progress.append(value)  # noqa: B023
+            async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                progress.append(value)  # noqa: B023
 
-        async def on_log(params: LoggingMessageNotificationParams) -> None:
-            logs.append(params.data)  # noqa: B023
+            async def on_log(params: LoggingMessageNotificationParams) -> None:
+                logs.append(params.data)  # noqa: B023
 
-        async with Client(service.server, mode=mode, logging_callback=on_log, log_level="info") as sdk:
-            await sdk.call_tool("test_tool_with_progress", {}, progress_callback=on_progress)
-            await sdk.call_tool("test_tool_with_logging", {})
-        assert progress == [0, 50, 100] and len(logs) == 3, mode
+            client = served.in_memory_mcp_client(mode=mode, logging_callback=on_log, log_level="info")
+            async with client as sdk:
+                await sdk.call_tool("test_tool_with_progress", {}, progress_callback=on_progress)
+                await sdk.call_tool("test_tool_with_logging", {})
+            assert progress == [0, 50, 100] and len(logs) == 3, mode
 
 
 # --- client capabilities and headers ------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import jsonschema_rs
@@ -28,20 +29,63 @@ class ArgumentValidator:
             self._fast: Any = jsonschema_rs.Draft202012Validator(dict(schema))
         except Exception:  # a schema the compiled validator cannot take is still checked, just slower
             self._fast = None
+        self._integers = _mentions_integer(schema)
 
-    def check(self, arguments: Arguments) -> None:
+    def check(self, arguments: Arguments) -> Arguments:
+        """The arguments, valid, with integral floats (``21.0``) made integers where the schema says so.
+
+        JSON Schema counts ``21.0`` as an integer; many upstreams (Laravel's ``integer`` rule) do not.
+        Raises :class:`InvalidArguments` describing every error.
+        """
+        if not self._valid(arguments):
+            errors: dict[str, list[str]] = {}
+            for error in sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.absolute_path)):
+                key, message = describe_error(error)
+                errors.setdefault(key, []).append(message)
+            raise InvalidArguments(errors or {"(arguments)": ["are not valid"]})
+        return _as_integers(self.schema, arguments) if self._integers else arguments
+
+    def _valid(self, arguments: Arguments) -> bool:
         if self._fast is not None:
             try:
-                if self._fast.is_valid(arguments):
-                    return
+                return bool(self._fast.is_valid(arguments))
             except (TypeError, ValueError):  # a value outside JSON's types: let jsonschema judge it
                 pass
-        errors: dict[str, list[str]] = {}
-        for error in sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.absolute_path)):
-            key, message = describe_error(error)
-            errors.setdefault(key, []).append(message)
-        if errors:
-            raise InvalidArguments(errors)
+        return bool(self._validator.is_valid(arguments))
+
+
+def _mentions_integer(schema: Any) -> bool:
+    if isinstance(schema, Mapping):
+        kind = schema.get("type")
+        if kind == "integer" or (isinstance(kind, list) and "integer" in kind):
+            return True
+        return any(_mentions_integer(value) for value in schema.values())
+    if isinstance(schema, list):
+        return any(_mentions_integer(item) for item in schema)
+    return False
+
+
+def _as_integers(schema: Any, value: Any) -> Any:
+    """``value`` with each integral float that ``schema`` types as ``integer`` made an ``int``.
+
+    Returns ``value`` itself when nothing changes (the common case allocates nothing).
+    """
+    if not isinstance(schema, Mapping):
+        return value
+    if isinstance(value, float):
+        kind = schema.get("type")
+        allows = kind == "integer" or (isinstance(kind, list) and "integer" in kind)
+        return int(value) if allows and value.is_integer() else value
+    if isinstance(value, Mapping):
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        mapped = {key: _as_integers(properties.get(key, extra), item) for key, item in value.items()}
+        changed = any(mapped[key] is not item for key, item in value.items())
+        return mapped if changed else value
+    if isinstance(value, list):
+        items = [_as_integers(schema.get("items"), item) for item in value]
+        return items if any(new is not old for new, old in zip(items, value, strict=True)) else value
+    return value
 
 
 def describe_error(error: ValidationError) -> tuple[str, str]:
@@ -79,3 +123,63 @@ _RULE_WORDS = {
     "minItems": "must have at least this many items:",
     "maxItems": "must have at most this many items:",
 }
+
+
+# A header value is visible characters, spaces and tabs (RFC 9110 §5.5); anything else is refused
+# before a request is built, whatever the upstream or aiohttp would make of it.
+_HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+MAX_HEADER_VALUE = 8 * 1024  # bytes; what common servers accept per header line
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    """Refuse header values with control characters, invalid Unicode or over ``MAX_HEADER_VALUE`` bytes.
+
+    Raises :class:`InvalidArguments` naming each header (a capability's header argument has the
+    header's name), so nothing is sent upstream.
+    """
+    errors: dict[str, list[str]] = {}
+    for name, value in headers.items():
+        if _HEADER_CONTROL.search(value):
+            errors[name] = ["must not contain control characters (header value)"]
+        elif not _is_valid_unicode(value):
+            errors[name] = ["is not valid Unicode (lone surrogate)"]
+        elif len(value.encode()) > MAX_HEADER_VALUE:
+            errors[name] = [f"must be at most {MAX_HEADER_VALUE} bytes (header value)"]
+    if errors:
+        raise InvalidArguments(errors)
+
+
+def check_text(arguments: Arguments) -> None:
+    """Refuse strings that are not valid Unicode (a lone surrogate, as JSON's ``"\\ud800"`` gives).
+
+    They cannot be encoded for the upstream; saying which argument is better than failing later.
+    """
+    errors: dict[str, list[str]] = {}
+    _find_invalid_text(arguments, "", errors)
+    if errors:
+        raise InvalidArguments(errors)
+
+
+def _find_invalid_text(value: Any, path: str, errors: dict[str, list[str]]) -> None:
+    if isinstance(value, str):
+        if not _is_valid_unicode(value):
+            errors[path or "(arguments)"] = ["is not valid Unicode (lone surrogate)"]
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and not _is_valid_unicode(key):
+                errors[where] = ["is not valid Unicode (lone surrogate)"]
+            _find_invalid_text(item, where, errors)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _find_invalid_text(item, f"{path}.{index}" if path else str(index), errors)
+
+
+def _is_valid_unicode(text: str) -> bool:
+    if text.isascii():  # the common case, and cheap
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

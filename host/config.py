@@ -109,6 +109,8 @@ class ConsumeConfig(_Section):
     mock: bool = False
     # Connections kept to this upstream at most.
     pool_size: Annotated[int, Field(gt=0, le=10_000)] = 64
+    # Seconds a call may wait for one of those connections (503 "host busy" after; not upstream time).
+    pool_timeout: Annotated[float, Field(gt=0, le=600)] = 5.0
     # Client-side rate limit, e.g. "300/min" (also /s, /h); off unless set.
     rate_limit: str | None = None
     # Extra attempts, only where safe: idempotent methods, or a connection never established.

@@ -17,10 +17,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
-
 from host import templates, upstream
-from host.arguments import ArgumentValidator
+from host.arguments import ArgumentValidator, check_headers, check_text
 from host.binding import BoundApi, BoundAuth, bind
 from host.catalog import Catalog
 from host.config import HostConfig
@@ -37,6 +35,7 @@ from host.model import (
     UpstreamResponse,
 )
 from host.observability import CALLS, child
+from host.secrets import REDACTOR
 from host.upstream import digest_authorization
 
 # Re-exported: callers import these from here.
@@ -89,7 +88,7 @@ class Engine:
     def __init__(self, operations: dict[str, BoundOperation], apis: dict[str, BoundApi]) -> None:
         self.operations = operations
         self.apis = apis
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._pools: dict[str, upstream.Pool] = {}
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, config: HostConfig, environ: Mapping[str, str]) -> Engine:
@@ -116,16 +115,12 @@ class Engine:
         # One pooled session per upstream: pool_size bounds the connections to each.
         for namespace, bound in self.apis.items():
             if not bound.mock:
-                connector = aiohttp.TCPConnector(limit=bound.settings.pool_size, ttl_dns_cache=300)
-                # The timeout is the session's: passing it with every request costs measurably more.
-                self._sessions[namespace] = aiohttp.ClientSession(
-                    connector=connector, timeout=bound.timeout, auto_decompress=True, trust_env=False
-                )
+                self._pools[namespace] = upstream.Pool(bound)
 
     async def close(self) -> None:
-        sessions, self._sessions = self._sessions, {}
-        for session in sessions.values():
-            await session.close()
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            await pool.close()
 
     @property
     def healthy(self) -> bool:
@@ -166,7 +161,7 @@ class Engine:
 
     async def _run(self, target: Target, arguments: Arguments) -> Outcome:
         if target.validator is not None:
-            target.validator.check(arguments)
+            arguments = target.validator.check(arguments)
         operation_arguments = target.map_arguments(arguments) if target.map_arguments else arguments
         response = await self.call(target.operation, operation_arguments)
         if target.output is None or not 200 <= response.status < 300:
@@ -180,14 +175,16 @@ class Engine:
     async def call(self, ref: str, arguments: Arguments) -> UpstreamResponse:
         """Call operation ``ref``. 2xx-4xx come back as a response; anything else raises."""
         target = self.operations[ref]
-        target.validator.check(arguments)
+        arguments = target.validator.check(arguments)
+        check_text(arguments)
         operation, bound = target.operation, target.bound
         started = time.perf_counter()
         if bound.mock or operation.static:
             response = self._mock(target, arguments)
         else:
             request = self._build(operation, arguments, bound.variables)
-            response = await upstream.send(self._sessions[bound.api.namespace], bound, ref, request)
+            check_headers(request.headers)  # before admission: a refused call never takes a probe
+            response = await upstream.send(self._pools[bound.api.namespace], bound, ref, request)
         log.debug(
             "%s %s -> %d%s (%.1f ms)",
             operation.method,
@@ -196,11 +193,9 @@ class Engine:
             " MOCK" if response.mocked else "",
             (time.perf_counter() - started) * 1000,
         )
-        if response.status >= 500:
-            raise UpstreamBadStatus(
-                f"upstream {bound.api.namespace} answered {response.status}",
-                extra={"upstream_status": response.status},
-            )
+        _check_status(bound.api.namespace, response.status)
+        # An upstream may echo the credential it was sent: callers never see a configured secret.
+        response = replace(response, body=REDACTOR.redact_bytes(response.body))
         decoded: Any = NOT_DECODED
         if response.body and "json" in response.content_type and operation.output_format == "json":
             try:
@@ -240,6 +235,17 @@ class Engine:
         )
         return OutboundRequest(
             operation.method, _render_path(operation.path, arguments), query, headers, data
+        )
+
+
+def _check_status(namespace: str, status: int) -> None:
+    """5xx, and a redirect the host does not follow, are the upstream's failure: 502 naming the status."""
+    if status >= 500:
+        raise UpstreamBadStatus(f"upstream {namespace} answered {status}", extra={"upstream_status": status})
+    if 300 <= status < 400 and status != 304:  # 304 answers a conditional request: not a redirect
+        raise UpstreamBadStatus(
+            f"upstream {namespace} answered {status}, a redirect the host does not follow",
+            extra={"upstream_status": status},
         )
 
 

@@ -105,6 +105,12 @@ class Unavailable(CallError):
     status, title, slug = 503, "Service Unavailable", "unavailable"
 
 
+class HostBusy(Unavailable):
+    """Every pooled connection to an upstream stayed busy for ``pool_timeout``: the host, not the upstream."""
+
+    slug = "host-busy"
+
+
 class RequestTimeout(CallError):
     status, title, slug = 504, "Gateway Timeout", "request-timeout"
 

@@ -40,7 +40,9 @@ class TokenBucket:
 class CircuitBreaker:
     """Closed → open after ``threshold`` consecutive failures → one probe after ``reset_after`` s.
 
-    A successful probe closes the circuit; a failed one opens it again.
+    A successful probe closes the circuit; a failed one opens it again. A probe that ends with no
+    result (refused by the rate limit, cancelled, or failed before reaching the upstream) must
+    :meth:`release` its slot, or the circuit would stay open for good.
     """
 
     threshold: int
@@ -48,10 +50,16 @@ class CircuitBreaker:
     failures: int = 0
     opened_at: float | None = None
     probing: bool = False
+    _probes: int = 0  # numbers the probes, so a late release never frees a newer probe's slot
 
     @property
     def is_open(self) -> bool:
         return self.opened_at is not None
+
+    @property
+    def probe(self) -> int | None:
+        """The number of the probe in flight, if any."""
+        return self._probes if self.probing else None
 
     def admit(self) -> float:
         """0 when a call may go ahead, else seconds until the next probe."""
@@ -60,8 +68,14 @@ class CircuitBreaker:
         waited = time.monotonic() - self.opened_at
         if waited >= self.reset_after and not self.probing:
             self.probing = True  # let exactly one call through to probe the upstream
+            self._probes += 1
             return 0.0
         return max(1.0, math.ceil(self.reset_after - waited))
+
+    def release(self, probe: int | None) -> None:
+        """Probe ``probe`` ended without a result: let the next call probe instead."""
+        if probe is not None and self.probe == probe:
+            self.probing = False
 
     def record(self, ok: bool) -> None:
         self.probing = False

@@ -10,11 +10,13 @@ sees them via :func:`redact_json_values`'s key list.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable
 
 REDACTED = "***"
+REDACTED_BYTES = REDACTED.encode()
 
 # Response keys whose values are bearer-like links or tokens.
 SENSITIVE_KEYS = frozenset({"portal_url", "access_token", "refresh_token", "token", "api_key", "password"})
@@ -58,11 +60,31 @@ class Redactor(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._values: set[str] = set()
+        self._encoded: set[bytes] = set()  # the values as they appear in a UTF-8 (or JSON) body
 
     def add(self, value: str) -> None:
         # Very short values would redact ordinary words; real credentials are longer.
         if len(value) >= 6:
             self._values.add(value)
+            self._encoded.add(value.encode(errors="surrogatepass"))
+            self._encoded.add(json.dumps(value)[1:-1].encode())  # escaped inside a JSON string
+
+    def redact_values(self, text: str) -> str:
+        """``text`` with every registered secret value replaced: for answers passed on to callers.
+
+        Unlike :meth:`scrub`, fields such as ``portal_url`` are kept: they are what callers asked for.
+        """
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+    def redact_bytes(self, data: bytes) -> bytes:
+        """:meth:`redact_values` for a body: an upstream that echoes a credential never hands it on."""
+        for value in self._encoded:
+            if value in data:
+                data = data.replace(value, REDACTED_BYTES)
+        return data
 
     def scrub(self, text: str) -> str:
         for value in self._values:

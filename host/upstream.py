@@ -1,8 +1,12 @@
-"""The upstream HTTP exchange: admission (circuit breaker, rate limit), sending, retries, digest.
+"""The upstream HTTP exchange: admission (circuit breaker, rate limit), pooling, sending, retries, digest.
 
 :func:`send` takes a built :class:`~host.model.OutboundRequest` to a real upstream and classifies
 what happens: 2xx-4xx answers come back as an :class:`~host.model.UpstreamResponse`; timeouts,
 refused connections and the like raise a :class:`~host.errors.CallError`.
+
+Waiting for a pooled connection is the host's time, not the upstream's: :class:`Pool` hands out its
+connections itself, within ``pool_timeout`` (then :class:`~host.errors.HostBusy`), so aiohttp never
+queues a request and its timeout measures the upstream alone, and a busy pool never opens a circuit.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
+from yarl import URL
 
 from host.binding import BoundApi, BoundAuth
 from host.errors import (
+    HostBusy,
     NotConfigured,
     TooManyRequests,
     Unavailable,
@@ -33,13 +39,49 @@ from host.secrets import Secret
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 
-# Upstream response headers worth passing back to callers (the rest describe the upstream's transport).
-KEPT_HEADERS = frozenset({"retry-after", "www-authenticate", "etag", "last-modified", "location"})
+# Upstream response headers read by the host (the digest challenge) or passed on to callers.
+KEPT_HEADERS = frozenset({"retry-after", "www-authenticate", "etag", "last-modified"})
+# What a caller may see: when to retry, and the validators of a conditional request (If-None-Match).
+# The upstream's Location, cookies, challenge and server details describe the upstream, not the host.
+CALLER_HEADERS = frozenset({"retry-after", "etag", "last-modified"})
 
 
-async def send(
-    session: aiohttp.ClientSession, bound: BoundApi, ref: str, request: OutboundRequest
-) -> UpstreamResponse:
+class Pool:
+    """One upstream's pooled session; a call waits at most ``pool_timeout`` for a connection."""
+
+    def __init__(self, bound: BoundApi) -> None:
+        size = bound.settings.pool_size
+        connector = aiohttp.TCPConnector(limit=size, ttl_dns_cache=300)
+        # The timeout is the session's: passing it with every request costs measurably more.
+        self.session = aiohttp.ClientSession(
+            connector=connector, timeout=bound.timeout, auto_decompress=True, trust_env=False
+        )
+        self._slots = asyncio.Semaphore(size)
+        self._size, self._wait, self._namespace = size, bound.settings.pool_timeout, bound.api.namespace
+
+    async def acquire(self) -> None:
+        """Take a connection slot, or raise :class:`HostBusy` after ``pool_timeout`` seconds."""
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: no suspension, no timer (the hot path)
+            return
+        try:
+            async with asyncio.timeout(self._wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise HostBusy(
+                f"host busy: all {self._size} connections to upstream {self._namespace} stayed in use "
+                f"for {self._wait:g} s; retry shortly",
+                retry_after=1,
+            ) from None
+
+    def release(self) -> None:
+        self._slots.release()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def send(pool: Pool, bound: BoundApi, ref: str, request: OutboundRequest) -> UpstreamResponse:
     """Send ``request`` (operation ``ref``) to ``bound``'s upstream, within its breaker and rate limit."""
     auth = bound.auth
     if auth is not None and auth.unsupported:
@@ -47,21 +89,36 @@ async def send(
             f"operation {ref} needs {auth.unsupported} authentication, which this host cannot "
             f"perform; no request was sent"
         )
-    _admit(bound)
-    exchange = _Exchange(session, bound, *_prepare(bound, request))
+    probe = _admit(bound)
     try:
+        exchange = _Exchange(pool, bound, *_prepare(bound, request))
         response = await _with_retries(exchange, idempotent=request.method in IDEMPOTENT)
         if response.status == 401 and auth is not None and auth.kind == "digest":
             response = await _answer_digest(exchange, auth, response)
     except (TimeoutError, aiohttp.ClientError, UpstreamBadStatus) as exc:
         bound.breaker.record(ok=False)
         raise _failure(bound, exc) from None
+    finally:
+        # Whatever else ended the call (cancelled, an unexpected error): it has no result to record.
+        bound.breaker.release(probe)
     bound.breaker.record(ok=response.status < 500)
+    return _for_caller(response)
+
+
+def _for_caller(response: UpstreamResponse) -> UpstreamResponse:
+    """Only the headers a caller may see (the digest challenge was read above)."""
+    headers = response.headers
+    if any(name.lower() not in CALLER_HEADERS for name in headers):
+        headers = {name: value for name, value in headers.items() if name.lower() in CALLER_HEADERS}
+        return UpstreamResponse(response.status, response.body, response.content_type, headers)
     return response
 
 
-def _admit(bound: BoundApi) -> None:
-    """Refuse the call while the upstream's circuit is open or its rate limit is reached."""
+def _admit(bound: BoundApi) -> int | None:
+    """Refuse the call while the upstream's circuit is open or its rate limit is reached.
+
+    Returns the probe number when this call is the half-open circuit's probe.
+    """
     namespace = bound.api.namespace
     wait = bound.breaker.admit()
     if wait:
@@ -69,11 +126,14 @@ def _admit(bound: BoundApi) -> None:
             f"upstream {namespace} is failing; calls are refused for {wait:g} s (circuit open)",
             retry_after=wait,
         )
+    probe = bound.breaker.probe
     if bound.bucket is not None and (wait := bound.bucket.take()):
+        bound.breaker.release(probe)
         raise TooManyRequests(
             f"rate limit for upstream {namespace} ({bound.settings.rate_limit}) reached",
             retry_after=max(1, round(wait)),
         )
+    return probe
 
 
 def _prepare(
@@ -92,7 +152,30 @@ def _prepare(
         headers[auth.header[0]] = auth.header[1].reveal()
     if auth is not None and auth.query is not None:
         query.append((auth.query[0], auth.query[1].reveal()))
-    return request.method, bound.base_url + request.path, query, headers, request.body
+    return request.method, upstream_url(bound.base_url, request.path), query, headers, request.body
+
+
+# A dot segment, written plainly or percent-encoded (aiohttp's server decodes %2e%2e to ..).
+_DOT_SEGMENT = re.compile(r"(?i)(?:\.|%2e){1,2}")
+# Characters a URL may carry as they are; quote() encodes the rest and keeps existing %XX escapes.
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
+
+
+def upstream_url(base_url: str, path: str) -> str:
+    """The request URL, encoded, with every ``.`` or ``..`` path segment percent-encoded.
+
+    A dot segment from a caller's value must stay one literal segment of the operation's path, never
+    be resolved into another upstream path; the URL is then sent as it is (never normalised).
+    """
+    if "." in path or "%" in path:
+        segments = path.split("/")
+        path = "/".join(
+            "%2E" * len(segment.replace("%2e", ".").replace("%2E", "."))
+            if _DOT_SEGMENT.fullmatch(segment)
+            else segment
+            for segment in segments
+        )
+    return quote(base_url + path, safe=_URL_SAFE)
 
 
 async def _answer_digest(
@@ -147,7 +230,7 @@ async def _with_retries(exchange: _Exchange, *, idempotent: bool) -> UpstreamRes
 class _Exchange:
     """One upstream request, sendable more than once."""
 
-    session: aiohttp.ClientSession
+    pool: Pool
     bound: BoundApi
     method: str
     url: str
@@ -156,11 +239,12 @@ class _Exchange:
     body: bytes | None
 
     async def send(self) -> UpstreamResponse:
+        await self.pool.acquire()
         started, status = time.perf_counter(), "error"
         try:
-            async with self.session.request(
+            async with self.pool.session.request(
                 self.method,
-                self.url,
+                URL(self.url, encoded=True),  # encoded=True: yarl must not resolve dot segments
                 params=self.query or None,
                 data=self.body,
                 headers=self.headers,
@@ -175,6 +259,7 @@ class _Exchange:
             status = "timeout"
             raise
         finally:
+            self.pool.release()
             observe_upstream(self.bound.api.namespace, status, time.perf_counter() - started)
 
 

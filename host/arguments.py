@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema_rs
@@ -29,7 +30,7 @@ class ArgumentValidator:
             self._fast: Any = jsonschema_rs.Draft202012Validator(dict(schema))
         except Exception:  # a schema the compiled validator cannot take is still checked, just slower
             self._fast = None
-        self._integers = _mentions_integer(schema)
+        self._integers = _Integers.plan(schema)
 
     def check(self, arguments: Arguments) -> Arguments:
         """The arguments, valid, with integral floats (``21.0``) made integers where the schema says so.
@@ -43,7 +44,7 @@ class ArgumentValidator:
                 key, message = describe_error(error)
                 errors.setdefault(key, []).append(message)
             raise InvalidArguments(errors or {"(arguments)": ["are not valid"]})
-        return _as_integers(self.schema, arguments) if self._integers else arguments
+        return self._integers.apply(arguments) if self._integers is not None else arguments
 
     def _valid(self, arguments: Arguments) -> bool:
         if self._fast is not None:
@@ -54,38 +55,50 @@ class ArgumentValidator:
         return bool(self._validator.is_valid(arguments))
 
 
-def _mentions_integer(schema: Any) -> bool:
-    if isinstance(schema, Mapping):
+@dataclass(frozen=True)
+class _Integers:
+    """Where a schema types values as ``integer``: the schema pruned to those places, walked per call."""
+
+    here: bool = False
+    properties: Mapping[str, _Integers] = field(default_factory=dict)
+    extra: _Integers | None = None  # additionalProperties
+    items: _Integers | None = None
+
+    @classmethod
+    def plan(cls, schema: Any) -> _Integers | None:
+        """None when no value the schema describes can be an integer (then nothing is walked)."""
+        if not isinstance(schema, Mapping):
+            return None
         kind = schema.get("type")
-        if kind == "integer" or (isinstance(kind, list) and "integer" in kind):
-            return True
-        return any(_mentions_integer(value) for value in schema.values())
-    if isinstance(schema, list):
-        return any(_mentions_integer(item) for item in schema)
-    return False
+        here = kind == "integer" or (isinstance(kind, list) and "integer" in kind)
+        properties = {
+            key: plan
+            for key, sub in (schema.get("properties") or {}).items()
+            if (plan := cls.plan(sub)) is not None
+        }
+        extra, items = cls.plan(schema.get("additionalProperties")), cls.plan(schema.get("items"))
+        if not (here or properties or extra or items):
+            return None
+        return cls(here, properties, extra, items)
 
-
-def _as_integers(schema: Any, value: Any) -> Any:
-    """``value`` with each integral float that ``schema`` types as ``integer`` made an ``int``.
-
-    Returns ``value`` itself when nothing changes (the common case allocates nothing).
-    """
-    if not isinstance(schema, Mapping):
+    def apply(self, value: Any) -> Any:
+        """``value`` with integral floats made ints where planned; ``value`` itself when nothing changes."""
+        if isinstance(value, float):
+            return int(value) if self.here and value.is_integer() else value
+        if isinstance(value, dict):
+            changed: dict[str, Any] = {}
+            # Walk the planned keys only, unless any key may hold an integer (additionalProperties).
+            keys = value.keys() if self.extra is not None else self.properties.keys() & value.keys()
+            for key in keys:
+                item = value[key]
+                plan = self.properties.get(key, self.extra)
+                if plan is not None and (new := plan.apply(item)) is not item:
+                    changed[key] = new
+            return {**value, **changed} if changed else value
+        if isinstance(value, list) and self.items is not None:
+            items = [self.items.apply(item) for item in value]
+            return items if any(new is not old for new, old in zip(items, value, strict=True)) else value
         return value
-    if isinstance(value, float):
-        kind = schema.get("type")
-        allows = kind == "integer" or (isinstance(kind, list) and "integer" in kind)
-        return int(value) if allows and value.is_integer() else value
-    if isinstance(value, Mapping):
-        properties = schema.get("properties") or {}
-        extra = schema.get("additionalProperties")
-        mapped = {key: _as_integers(properties.get(key, extra), item) for key, item in value.items()}
-        changed = any(mapped[key] is not item for key, item in value.items())
-        return mapped if changed else value
-    if isinstance(value, list):
-        items = [_as_integers(schema.get("items"), item) for item in value]
-        return items if any(new is not old for new, old in zip(items, value, strict=True)) else value
-    return value
 
 
 def describe_error(error: ValidationError) -> tuple[str, str]:

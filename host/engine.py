@@ -88,7 +88,7 @@ class Engine:
     def __init__(self, operations: dict[str, BoundOperation], apis: dict[str, BoundApi]) -> None:
         self.operations = operations
         self.apis = apis
-        self._pools: dict[str, upstream.Pool] = {}
+        self._sessions: dict[str, upstream.Pool] = {}
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, config: HostConfig, environ: Mapping[str, str]) -> Engine:
@@ -115,11 +115,11 @@ class Engine:
         # One pooled session per upstream: pool_size bounds the connections to each.
         for namespace, bound in self.apis.items():
             if not bound.mock:
-                self._pools[namespace] = upstream.Pool(bound)
+                self._sessions[namespace] = upstream.Pool(bound)
 
     async def close(self) -> None:
-        pools, self._pools = self._pools, {}
-        for pool in pools.values():
+        sessions, self._sessions = self._sessions, {}
+        for pool in sessions.values():
             await pool.close()
 
     @property
@@ -184,7 +184,7 @@ class Engine:
         else:
             request = self._build(operation, arguments, bound.variables)
             check_headers(request.headers)  # before admission: a refused call never takes a probe
-            response = await upstream.send(self._pools[bound.api.namespace], bound, ref, request)
+            response = await upstream.send(self._sessions[bound.api.namespace], bound, ref, request)
         log.debug(
             "%s %s -> %d%s (%.1f ms)",
             operation.method,

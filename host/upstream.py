@@ -77,6 +77,10 @@ class Pool:
     def release(self) -> None:
         self._slots.release()
 
+    @property
+    def closed(self) -> bool:
+        return self.session.closed
+
     async def close(self) -> None:
         await self.session.close()
 

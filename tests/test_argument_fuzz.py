@@ -17,6 +17,7 @@ import pytest
 import tratta_customer_sessions
 from mcp import Client
 
+from host.arguments import ArgumentValidator
 from host.config import ConsumeConfig, HostConfig
 from host.engine import Engine
 from host.plugins import load_catalog
@@ -223,3 +224,21 @@ async def test_integral_floats_for_integer_fields_are_sent_as_integers(upstream:
     sent = upstream.requests[-1]
     assert sent.body == b'{"customer_id":"c1","valid_until":21}'
     assert json.loads(sent.body)["valid_until"] == 21
+
+
+def test_integral_floats_become_integers_only_where_the_schema_says_integer() -> None:
+    validator = ArgumentValidator(
+        {
+            "type": "object",
+            "properties": {
+                "counts": {"type": "array", "items": {"type": "integer"}},
+                "limits": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
+                "ratio": {"type": "number"},
+            },
+        }
+    )
+    checked = validator.check({"counts": [1.0, 2], "limits": {"a": 4.0, "b": None}, "ratio": 5.0})
+    assert checked == {"counts": [1, 2], "limits": {"a": 4, "b": None}, "ratio": 5.0}
+    assert [type(n) for n in checked["counts"]] == [int, int] and type(checked["ratio"]) is float
+    unchanged = {"counts": [1, 2], "ratio": 0.5}
+    assert validator.check(unchanged) is unchanged  # nothing to convert: nothing copied

@@ -1,4 +1,4 @@
-"""The MCP app in process: built by host.app.build, served by aiohttp's test server, upstream faked."""
+"""The MCP app in process (host.testing.serve_in_process: the builder and aiohttp's TestServer)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from host.app import build
-from host.config import CapabilityFile, ConsumeConfig, HostConfig
-from host.testing import FakeUpstream
+from host.testing import FakeUpstream, serve_in_process
 
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
@@ -57,13 +55,12 @@ capability:
 @pytest.fixture
 async def mcp(tmp_path: Path, fake_upstream: FakeUpstream) -> AsyncIterator[TestClient[Any, Any]]:
     (tmp_path / "notes.yaml").write_text(CAPABILITY)
-    config = HostConfig(
-        capabilities=[CapabilityFile(path=tmp_path / "notes.yaml")],
-        consumes={"notes": ConsumeConfig(base_uri=fake_upstream.url + "/api", retries=0)},
-    )
-    host = build(config, {}, discover=False)
-    async with TestClient(TestServer(host.mcp, host="127.0.0.1")) as client:
-        yield client
+    config = {
+        "capabilities": [{"path": str(tmp_path / "notes.yaml")}],
+        "consumes": {"notes": {"base_uri": fake_upstream.url + "/api", "retries": 0}},
+    }
+    async with serve_in_process(config, {}, discover=False) as served:
+        yield served.mcp
 
 
 async def _rpc(

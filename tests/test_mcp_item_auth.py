@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from host.app import build
-from host.config import CapabilityFile, ConsumeConfig, HostConfig
-from host.testing import FakeUpstream
+from host.testing import FakeUpstream, serve_in_process
 
 KEY = "guard-key-0123456789abcdef"
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -91,13 +89,12 @@ async def mcp(tmp_path: Path, fake_upstream: FakeUpstream) -> AsyncIterator[Test
     (tmp_path / "guarded.yaml").write_text(CAPABILITY)
     (tmp_path / "readme.txt").write_text("guarded readme")
     fake_upstream.route("GET", "/v1/records/{id}", json={"record": "secret data"})
-    config = HostConfig(
-        capabilities=[CapabilityFile(path=tmp_path / "guarded.yaml")],
-        consumes={"records": ConsumeConfig(base_uri=fake_upstream.url + "/v1", retries=0)},
-    )
-    host = build(config, {"CAP_GUARD_KEY": KEY}, discover=False)
-    async with TestClient(TestServer(host.mcp, host="127.0.0.1")) as client:
-        yield client
+    config = {
+        "capabilities": [{"path": str(tmp_path / "guarded.yaml")}],
+        "consumes": {"records": {"base_uri": fake_upstream.url + "/v1", "retries": 0}},
+    }
+    async with serve_in_process(config, {"CAP_GUARD_KEY": KEY}, discover=False) as served:
+        yield served.mcp
 
 
 async def _rpc(

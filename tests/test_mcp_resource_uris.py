@@ -1,7 +1,7 @@
 """Resource template URIs: a caller's value fills one path segment upstream, never a dot segment.
 
-``data://records/%2e%2e`` must not become ``GET /v1/records/..`` (which the client library
-normalises to ``GET /v1/``): a value that decodes to ``.`` or ``..`` is refused with
+``data://records/%2e%2e`` must not become ``GET /v1/records/..`` (which a URL library or the
+upstream resolves to ``GET /v1/``): a value that decodes to ``.`` or ``..`` is refused with
 -32602 naming the parameter, and nothing is sent upstream.
 """
 
@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from host.app import build
-from host.config import CapabilityFile, ConsumeConfig, HostConfig
-from host.testing import FakeUpstream
+from host.testing import FakeUpstream, serve_in_process
 
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -57,13 +55,12 @@ capability:
 async def mcp(tmp_path: Path, fake_upstream: FakeUpstream) -> AsyncIterator[TestClient[Any, Any]]:
     (tmp_path / "records.yaml").write_text(CAPABILITY)
     fake_upstream.route("*", "*", json={"reached": True})
-    config = HostConfig(
-        capabilities=[CapabilityFile(path=tmp_path / "records.yaml")],
-        consumes={"records": ConsumeConfig(base_uri=fake_upstream.url + "/v1", retries=0)},
-    )
-    host = build(config, {}, discover=False)
-    async with TestClient(TestServer(host.mcp, host="127.0.0.1")) as client:
-        yield client
+    config = {
+        "capabilities": [{"path": str(tmp_path / "records.yaml")}],
+        "consumes": {"records": {"base_uri": fake_upstream.url + "/v1", "retries": 0}},
+    }
+    async with serve_in_process(config, {}, discover=False) as served:
+        yield served.mcp
 
 
 async def _read(client: TestClient[Any, Any], uri: str) -> dict[str, Any]:

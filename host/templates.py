@@ -41,12 +41,14 @@ def render(
     single_brace: bool = True,
     on_missing: Callable[[str], str] | None = None,
     encode: Callable[[str], str] | None = None,
+    keep_missing: bool = False,
 ) -> str:
     """Fill placeholders from ``context``.
 
     :param on_missing: called with the name of an unresolved placeholder; its
         result is used (raise to refuse). Default: the empty string, as Mustache.
     :param encode: applied to each substituted value (percent-encoding in paths).
+    :param keep_missing: leave an unresolved placeholder exactly as written (prompt text).
     """
     pattern = ANY_PLACEHOLDER if single_brace else MUSTACHE
 
@@ -54,6 +56,8 @@ def render(
         name = next(group for group in match.groups() if group)
         value = lookup(context, name)
         if value is None:
+            if keep_missing:
+                return match.group(0)
             return on_missing(name) if on_missing else ""
         text = as_text(value)
         return encode(text) if encode else text

@@ -92,14 +92,17 @@ def _wire_content(block: ContentBlock) -> WireContent:
 
 
 def prompt_content(content: str | ContentBlock, arguments: Mapping[str, Any]) -> WireContent:
-    """A prompt message's content with ``{argument}`` placeholders filled (text, resource URI and text)."""
+    """A prompt message's content with ``{argument}`` placeholders filled (text, resource URI and text).
+
+    Text that is not a placeholder with a value (an absent optional argument, ``{"a": 1}``) stays as written.
+    """
     if isinstance(content, str):
-        return TextContent(type="text", text=templates.render(content, arguments))
+        return TextContent(type="text", text=templates.render(content, arguments, keep_missing=True))
     if isinstance(content, TextBlock):
-        return TextContent(type="text", text=templates.render(content.text, arguments))
+        return TextContent(type="text", text=templates.render(content.text, arguments, keep_missing=True))
     if isinstance(content, ResourceBlock):
-        text = None if content.text is None else templates.render(content.text, arguments)
-        uri = templates.render(content.uri, arguments)
+        text = None if content.text is None else templates.render(content.text, arguments, keep_missing=True)
+        uri = templates.render(content.uri, arguments, keep_missing=True)
         return _wire_content(ResourceBlock(uri, content.mime_type, text, content.blob))
     return _wire_content(content)
 

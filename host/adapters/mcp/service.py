@@ -309,12 +309,15 @@ class McpService:
                 return input_required(ctx, answer)
             arguments = answer
         missing = [a.name for a in prompt.arguments if a.required and a.name not in arguments]
+        # Only declared arguments (and the prompt's own input answers) fill placeholders: other `{x}` is text.
+        names, supplied = {a.name for a in prompt.arguments}, params.arguments or {}
+        declared = {k: v for k, v in arguments.items() if k in names or k not in supplied}
         if missing:
             raise MCPError(code=INVALID_PARAMS, message=f"Missing prompt arguments: {', '.join(missing)}")
         messages = [
             PromptMessage(
                 role="assistant" if role == "assistant" else "user",
-                content=prompt_content(content, arguments),
+                content=prompt_content(content, declared),
             )
             for role, content in prompt.messages
         ]

@@ -29,7 +29,7 @@ def decode(body: bytes, format: str) -> Any:
             root = ElementTree.fromstring(body)  # expat >= 2.4 refuses entity expansion bombs
         except ElementTree.ParseError as exc:
             raise ValueError(f"invalid XML: {exc}") from None
-        return {_local(root.tag): _element(root)}
+        return _element(root)  # the root element itself is dropped, as the reference (Jackson) does
     if format == "yaml":
         try:
             return yaml.safe_load(body)

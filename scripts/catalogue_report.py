@@ -4,7 +4,8 @@
     .venv/bin/python scripts/catalogue_report.py ../shared/naftiko-catalogue [--json-out report.json]
 
 "Valid alpha2 YAML" files are the denominator: files that parse as YAML and say
-`naftiko: 1.0.0-alpha2`. A file passes when its status is OK or WARN (it is served).
+`naftiko: 1.0.0-alpha2` (or `1.0.0-alpha3`, whose schema differs only in that constant). A file
+passes when its status is OK or WARN (it is served).
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ import yaml
 BATCH = 200
 
 
+SUPPORTED = {"1.0.0-alpha2", "1.0.0-alpha3"}
+
+
 def is_alpha2(path: Path) -> bool:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError, OSError):
         return False
-    return isinstance(document, dict) and str(document.get("naftiko")) == "1.0.0-alpha2"
+    return isinstance(document, dict) and str(document.get("naftiko")) in SUPPORTED
 
 
 def check(files: list[Path]) -> list[dict[str, object]]:

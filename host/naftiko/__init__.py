@@ -1,4 +1,4 @@
-"""Naftiko 1.0.0-alpha2 capability files, served as they are.
+"""Naftiko 1.0.0-alpha2 (and alpha3) capability files, served as they are.
 
 :func:`load_capability` reads one file and reports, like ``host check``:
 ``OK`` (served as written), ``WARN`` (served; deviations or disabled items
@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from host.naftiko.compiler import Compiled, Compiler, FileError
-from host.naftiko.document import SPEC_VERSION, normalise
+from host.naftiko.document import SPEC_VERSION, SUPPORTED_VERSIONS, normalise
 
 log = logging.getLogger("host.naftiko")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -101,10 +101,9 @@ def load_capability(
         warn("naftiko", f"missing; read as {SPEC_VERSION}")
     elif str(version) == "1.0.0-alpha1":
         warn("naftiko", f"{version} read as {SPEC_VERSION} (best effort)")
-    elif str(version) != SPEC_VERSION:
-        report.errors.append(
-            f"naftiko: version {version!r} is not supported (this host reads {SPEC_VERSION})"
-        )
+    elif str(version) not in SUPPORTED_VERSIONS:
+        supported = " and ".join(SUPPORTED_VERSIONS)
+        report.errors.append(f"naftiko: version {version!r} is not supported (this host reads {supported})")
         return report
     try:
         compiler = Compiler(

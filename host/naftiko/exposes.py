@@ -27,11 +27,14 @@ from host.naftiko.document import (
     AuthSpec,
     ExposedOperationSpec,
     ExposedResourceSpec,
+    InputParameter,
     McpResourceSpec,
+    OutputParameter,
     PromptSpec,
     ToolSpec,
 )
-from host.naftiko.outputs import Mapper, output_mapper
+from host.naftiko.jsonpath import JsonPathError, compile_path
+from host.naftiko.outputs import mock_value, output_mapper
 from host.naftiko.requests import WithMapping
 from host.naftiko.schemas import declared_schema, derived_schema
 
@@ -68,8 +71,15 @@ def _declared_items(adapter: dict[str, Any], *, rest: bool) -> int:
     for key in ("resources", "tools", "prompts"):
         items = adapter.get(key)
         if isinstance(items, list):
-            count += sum(len(i.get("operations") or []) if rest and isinstance(i, dict) else 1 for i in items)
+            count += sum(_declared_in(item) if rest else 1 for item in items)
     return count
+
+
+def _declared_in(resource: Any) -> int:
+    """A REST resource declares its operations, or one forward."""
+    if not isinstance(resource, dict):
+        return 1
+    return len(resource.get("operations") or []) or (1 if resource.get("forward") is not None else 0)
 
 
 def _mcp_adapter(ctx: Context, adapter: dict[str, Any], namespace: str, path: str) -> None:
@@ -113,9 +123,14 @@ def _rest_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
     if resource is None:
         return
     if resource.forward is not None and not resource.operations:
-        ctx.warn(f"{path}.forward", "forward is not supported; disabled")
-    for index, op in enumerate(resource.operations):
+        ctx.warn(f"{path}.forward", "forward (proxying to another namespace) is not supported; disabled")
+    for index, raw_op in enumerate(resource.operations):
         op_path = f"{path}.operations[{index}]"
+        if _orchestrated(ctx, raw_op, op_path):
+            continue
+        op: ExposedOperationSpec | None = ctx.model(ExposedOperationSpec, raw_op, op_path)
+        if op is None:
+            continue
         params = [*resource.inputParameters, *op.inputParameters]
         target = _target(ctx, op, namespace, op_path)
         if target is None:
@@ -133,14 +148,44 @@ def _rest_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
                 headers=tuple(declared.get("header", [])),
                 pass_undeclared=True,
                 input_schema=declared_schema(ctx, params, op_path),
-                map_arguments=WithMapping(op.with_, namespace),
+                map_arguments=_with_mapping(ctx, op.with_, params, namespace, op_path, body="body"),
                 output=output,
                 caller_auth=ctx.caller_auth,
             )
         )
 
 
+def _with_mapping(
+    ctx: Context,
+    with_: dict[str, Any] | None,
+    params: list[InputParameter],
+    namespace: str,
+    path: str,
+    *,
+    body: str | None,
+) -> WithMapping:
+    """The exposure's argument mapping, with its ``in: body`` inputs read by their JSONPath ``value``."""
+    body_inputs = []
+    for p in params:
+        if p.in_ == "body" and isinstance(p.value, str) and p.value.strip().startswith("$"):
+            try:
+                body_inputs.append((p.name, compile_path(p.value.strip()).find))
+            except JsonPathError as exc:
+                ctx.warn(f"{path}.inputParameters.{p.name}.value", f"invalid JSONPath ({exc}); read by name")
+    return WithMapping(with_, namespace, tuple(body_inputs), body)
+
+
+def _orchestrated(ctx: Context, raw: Any, path: str) -> bool:
+    """An exposure with ``steps`` is disabled, and said so, before anything else about it is judged."""
+    if isinstance(raw, dict) and raw.get("steps"):
+        ctx.warn(f"{path}.steps", "orchestrated steps are not supported; disabled")
+        return True
+    return False
+
+
 def _tool(ctx: Context, raw: Any, namespace: str, path: str, *, stdio: bool = False) -> None:
+    if _orchestrated(ctx, raw, path):
+        return
     tool: ToolSpec | None = ctx.model(ToolSpec, raw, path)
     if tool is None:
         return
@@ -167,13 +212,15 @@ def _tool(ctx: Context, raw: Any, namespace: str, path: str, *, stdio: bool = Fa
                 idempotent=_bool(hints.get("idempotent")),
                 open_world=_bool(hints.get("openWorld")),
             ),
-            map_arguments=WithMapping(tool.with_, namespace),
+            map_arguments=_with_mapping(ctx, tool.with_, tool.inputParameters, namespace, path, body=None),
             caller_auth=ctx.caller_auth,
         )
     )
 
 
 def _mcp_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
+    if _orchestrated(ctx, raw, path):
+        return
     spec: McpResourceSpec | None = ctx.model(McpResourceSpec, raw, path)
     if spec is None:
         return
@@ -269,29 +316,24 @@ def _static_file(ctx: Context, location: str, path: str) -> str | None:
 
 def _target(ctx: Context, op: ExposedOperationSpec, namespace: str, path: str) -> tuple[str, Any] | None:
     """The operation an exposure calls (synthesising a static one for mock exposures) and its output."""
-    if op.steps:
-        ctx.warn(f"{path}.steps", "orchestrated steps are not supported; disabled")
-        return None
-    output = output_mapper(op.outputParameters, f"{path}.outputParameters")
     if op.call:
         if op.call not in ctx.ops:
             ctx.warn(f"{path}.call", f"{op.call!r} names no consumed operation; disabled")
             return None
-        return op.call, output
+        return op.call, output_mapper(op.outputParameters, f"{path}.outputParameters")
     if not op.outputParameters:
         ctx.warn(path, "neither call nor static output; disabled")
         return None
-    return _static_operation(ctx, op.method.upper() or "GET", namespace, output), None
+    return _static_operation(ctx, op.method.upper() or "GET", namespace, op.outputParameters), None
 
 
-def _static_operation(ctx: Context, method: str, namespace: str, output: Mapper | None) -> str:
-    """A mock exposure: a static operation answering the mapped value of an empty document."""
+def _static_operation(ctx: Context, method: str, namespace: str, outputs: list[OutputParameter]) -> str:
+    """A mock exposure: a static operation answering its outputs, filled from each call's arguments."""
     name = f"static-{len(ctx.out.apis)}-{secrets.token_hex(3)}"
     static_ns = f"{namespace}-static"
-    payload = json.dumps(output(None) if output else None).encode()
 
-    def answer(request: MockRequest, payload: bytes = payload) -> UpstreamResponse:
-        return UpstreamResponse(200, payload)
+    def answer(request: MockRequest) -> UpstreamResponse:
+        return UpstreamResponse(200, json.dumps(mock_value(outputs, request.arguments)).encode())
 
     operation = ConsumedOperation(name=name, method=method, path="/", mock=answer, static=True)
     existing = next((api for api in ctx.out.apis if api.namespace == static_ns), None)

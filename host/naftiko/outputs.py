@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from host import templates
 from host.naftiko.context import FileError
 from host.naftiko.document import OutputParameter
 from host.naftiko.jsonpath import JsonPathError, compile_path
@@ -13,7 +14,10 @@ Mapper = Callable[[Any], Any]
 
 
 def output_mapper(outputs: list[OutputParameter], path: str) -> Mapper | None:
-    """The first output whose mapping gives a value wins; ``None`` when the file declares none."""
+    """The first output whose mapping gives a value wins; ``None`` when the file declares none.
+
+    When none gives a value, the upstream document itself is the result, as in the reference.
+    """
     if not outputs:
         return None
     compiled = [_mapper(o, f"{path}[{i}]") for i, o in enumerate(outputs)]
@@ -26,7 +30,7 @@ def output_mapper(outputs: list[OutputParameter], path: str) -> Mapper | None:
             value = mapper(document)
             if value is not None:
                 return value
-        return None
+        return document
 
     return first_non_null
 
@@ -109,3 +113,30 @@ def _trimmed(finder: Mapper, limit: int) -> Mapper:
         return value[:limit] if isinstance(value, str) else value
 
     return trimmed
+
+
+def mock_value(outputs: list[OutputParameter], arguments: Mapping[str, Any]) -> Any:
+    """What a mock exposure (no ``call``) answers: its named outputs as one object, else its one output.
+
+    ``const`` and ``value`` are used as written, ``{{x}}`` in a ``value`` filled from the caller's
+    arguments; objects and arrays are built from their properties and items; anything else is null.
+    """
+    named = [o for o in outputs if o.name]
+    if named:
+        return {str(o.name): _mock(o, arguments) for o in named}
+    return _mock(outputs[0], arguments) if outputs else None
+
+
+def _mock(o: OutputParameter, arguments: Mapping[str, Any]) -> Any:
+    kind = (o.type or "").lower()
+    if o.const is not None:
+        return o.const
+    if isinstance(o.value, str) and not o.value.strip().startswith("$"):
+        return templates.render(o.value, arguments, single_brace=False)
+    if o.value is not None and not isinstance(o.value, str):
+        return o.value
+    if kind == "object" and o.properties:
+        return {key: _mock(value, arguments) for key, value in o.properties.items()}
+    if kind == "array" and o.items is not None:
+        return [_mock(o.items, arguments)]
+    return None

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -70,12 +70,19 @@ def body_refs(body: Any) -> list[str]:
 
 @dataclass(frozen=True)
 class WithMapping:
-    """An exposure's ``with``: the caller's arguments pass by name, then ``with`` keys are set."""
+    """An exposure's ``with``: the caller's arguments pass by name, then ``with`` keys are set.
+
+    ``body_inputs`` are exposed ``in: body`` inputs whose ``value`` is a JSONPath into the caller's
+    body (the ``body_argument``, or the arguments themselves when there is none): each is read first.
+    """
 
     with_: Mapping[str, Any] | None
     namespace: str
+    body_inputs: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
+    body_argument: str | None = None
 
     def __call__(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        arguments = self._read_body_inputs(arguments)
         result = dict(arguments)
         for key, value in (self.with_ or {}).items():
             if isinstance(value, str):
@@ -96,6 +103,13 @@ class WithMapping:
             else:
                 result[key] = value
         return result
+
+    def _read_body_inputs(self, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not self.body_inputs:
+            return arguments
+        document = arguments.get(self.body_argument) if self.body_argument else arguments
+        found = {name: find(document) for name, find in self.body_inputs}
+        return {**arguments, **{name: value for name, value in found.items() if value is not None}}
 
 
 def unbound_arguments(arguments: Mapping[str, Any], variables: Mapping[str, str]) -> Mapping[str, Any]:

@@ -18,14 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
-from host.adapters.mcp import McpSettings, TransportGuard, build_mcp_app
+from host.adapters.mcp import MCP_PORT, McpSettings, build_mcp_app
 from host.adapters.rest import REST_PORT, RestSettings, build_rest_app
 from host.config import HostConfig
 from host.engine import Engine
 from host.errors import StartupError
 from host.gate import Gate, authenticators
-from host.inbound import Adapter, Authenticator, ConcurrencyLimiter
-from host.observability import PLUGIN_FAILURES, http_middleware, metrics_handler
+from host.inbound import Adapter, Authenticator
+from host.observability import PLUGIN_FAILURES, metrics_handler
 from host.plugins import Catalog, load_catalog
 
 __all__ = ["Core", "Host", "announce", "authenticators", "build", "build_core", "check_exposure"]
@@ -116,16 +116,15 @@ def build(
         settings=RestSettings(server.max_body_bytes, limits.max_json_depth),
     )
     host.rest.middlewares.insert(0, gate.middleware(REST_PORT))
+    oauth = gate.authenticators["mcp"].oauth
     host.mcp = build_mcp_app(
         host.engine,
         host.catalog,
-        guard=TransportGuard.for_bind(server.host, server.allowed_hosts, server.allowed_origins),
-        authenticator=gate.authenticators["mcp"],
-        limiter=ConcurrencyLimiter(limits),
-        settings=McpSettings(server.max_body_bytes, limits.max_json_depth, limits.request_timeout),
+        settings=McpSettings(server.max_body_bytes, limits.max_json_depth),
         environ=environ,
+        oauth_metadata=oauth.metadata() if oauth is not None else None,
     )
-    host.mcp.middlewares.insert(0, http_middleware("mcp"))
+    host.mcp.middlewares.insert(0, gate.middleware(MCP_PORT))
     host.rest.router.add_get("/metrics", metrics_handler)
     for info in host.catalog.failures:
         PLUGIN_FAILURES.labels(info.name).set(1)

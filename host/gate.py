@@ -26,6 +26,7 @@ Item-level policy (a tool, resource or prompt of a capability with its own
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -92,10 +93,24 @@ class TransportGuard:
         return cls((*LOOPBACK_HOSTS, *extra, *hosts), (*LOOPBACK_ORIGINS, *origins))
 
     def host_ok(self, host: str | None) -> bool:
-        return bool(host) and _matches(host or "", self.allowed_hosts)
+        if not host:
+            return False
+        # A DNS-rebinding request always names the attacker's domain: an IP address (a probe or a
+        # scraper reaching a pod by its address) cannot be one.
+        return _is_ip_literal(host) or _matches(host, self.allowed_hosts)
 
     def origin_ok(self, origin: str | None) -> bool:
         return origin is None or _matches(origin, self.allowed_origins)
+
+
+def _is_ip_literal(host: str) -> bool:
+    """``10.0.0.7``, ``10.0.0.7:8080``, ``[fd00::1]:9090``: an address, not a name."""
+    address = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def _matches(value: str, patterns: Iterable[str]) -> bool:

@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -134,29 +133,6 @@ def record_request(adapter: str, request: web.Request, status: int, started: flo
     # One line per request, with the request id; never the query string. The formatters escape
     # control characters, so a path cannot forge another line.
     access.info("%s %s %s %d %.1fms", adapter, request.method, request.path, status, elapsed * 1000)
-
-
-def http_middleware(adapter: str) -> Middleware:
-    """Request id in and out, plus request counts and latency per route pattern."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started, token = start_request(request)
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            stamp_response(response)
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            stamp_response(exc)
-            raise
-        finally:
-            record_request(adapter, request, status, started)
-            request_id.reset(token)
-
-    return middleware
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -257,7 +257,7 @@ MCP_CASES: list[tuple[dict[str, str], bytes, int, str]] = [
     (JSON, call({"body": {"customer_id": "x", "expires_in": 5}}), 200, '"isError":true'),
     (JSON, call({"body": {}}), 200, '"isError":true'),
     (JSON, call(None), 200, '"isError":true'),
-    ({**JSON, "Content-Type": "text/plain"}, rpc("ping"), 400, ""),
+    ({**JSON, "Content-Type": "text/plain"}, rpc("ping"), 415, ""),
     ({**JSON, "Accept": "text/html"}, rpc("ping"), 406, ""),
     ({**JSON, "Host": "attacker.example"}, rpc("ping"), 421, ""),
     ({**JSON, "Origin": "https://attacker.example"}, rpc("ping"), 403, ""),

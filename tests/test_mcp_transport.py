@@ -10,11 +10,8 @@ import pytest
 import tratta_customer_sessions
 from aiohttp.test_utils import TestClient, TestServer
 
-from host.adapters.mcp import McpSettings, TransportGuard, build_mcp_app
-from host.config import AuthConfig, ConsumeConfig, HostConfig, LimitsConfig
-from host.engine import Engine
-from host.inbound import Authenticator, ConcurrencyLimiter
-from host.plugins import load_catalog
+from host.app import build
+from host.config import ConsumeConfig, HostConfig
 
 JSON = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 MODERN = "2026-07-28"
@@ -22,21 +19,10 @@ MODERN = "2026-07-28"
 
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient[Any, Any]]:
-    catalog = load_catalog(extra_plugins=[("tratta", tratta_customer_sessions)], discover=False, environ={})
     config = HostConfig(consumes={"tratta-customer-sessions": ConsumeConfig(mock=True)})
-    engine = Engine.from_catalog(catalog, config, {})
-    await engine.start()
-    app = build_mcp_app(
-        engine,
-        catalog,
-        guard=TransportGuard.for_bind("127.0.0.1", (), ()),
-        settings=McpSettings(1024 * 1024, 64, 30.0),
-        authenticator=Authenticator(AuthConfig(), {}, "mcp"),
-        limiter=ConcurrencyLimiter(LimitsConfig()),
-    )
-    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+    host = build(config, {}, extra_plugins=[("tratta", tratta_customer_sessions)], discover=False)
+    async with TestClient(TestServer(host.mcp, host="127.0.0.1")) as test_client:
         yield test_client
-    await engine.close()
 
 
 def modern_call(method: str, params: dict[str, Any] | None = None, *, request_id: int = 1) -> dict[str, Any]:
@@ -78,7 +64,7 @@ async def test_dns_rebinding_guard(
     [
         ("GET", JSON, None, 405, None),
         ("DELETE", JSON, None, 405, None),
-        ("POST", {**JSON, "Content-Type": "text/plain"}, b"{}", 400, None),
+        ("POST", {**JSON, "Content-Type": "text/plain"}, b"{}", 415, None),
         ("POST", {**JSON, "Accept": "text/html"}, b'{"jsonrpc":"2.0","id":1,"method":"ping"}', 406, None),
         ("POST", JSON, b"{not json", 400, -32700),
         ("POST", JSON, b"[]", 400, -32600),

@@ -7,17 +7,16 @@ the kernel's single-exchange driver ``serve_one``, as the SDK's own stateless
 transport does. Bridging the SDK's Starlette app through an ASGI adapter would
 busy-loop the shared event loop on any SSE stream (see docs in shared/).
 
-Before the kernel sees a request, the transport rules of the MCP spec are
-applied here: Host and Origin (DNS rebinding), method, Accept, Content-Type,
-body size, JSON-RPC envelope, the 2026-07-28 routing and ``Mcp-Param-*`` headers.
+The gate (:mod:`host.gate`) has applied Host and Origin (DNS rebinding),
+authentication, limits, the body's size and media type before this handler
+runs. The MCP spec's own rules are applied here: method, Accept, Content-Type,
+JSON-RPC envelope, the 2026-07-28 routing and ``Mcp-Param-*`` headers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -47,70 +46,86 @@ from host.adapters.mcp.state import exchange_of
 from host.adapters.mcp.stream import MOCK_HEADER, EventStream, OneShotDispatchContext, compact_dumps
 from host.engine import Engine
 from host.errors import BadRequest, CallError, Forbidden, Unauthorized
-from host.inbound import ANONYMOUS, Authenticator, ConcurrencyLimiter, check_depth
+from host.gate import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, Port, TransportGuard, principal_of
+from host.inbound import ANONYMOUS, load_json
 from host.plugins import Catalog
 
 log = logging.getLogger("host.mcp")
 
 MCP_PATH = "/mcp"
 PRM_PATH = "/.well-known/oauth-protected-resource"
-LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
-LOOPBACK_ORIGINS = tuple(f"{scheme}://{host}" for scheme in ("http", "https") for host in LOOPBACK_HOSTS)
 
 _LIFESPAN = web.AppKey("mcp_state", Any)
 # 2026-07-28 error statuses: the SDK's, and 403 for an item refused for want of its own credential.
 _ERROR_STATUS = {**ERROR_CODE_HTTP_STATUS, CALLER_UNAUTHORIZED: 403}
+SERVER_ERROR = -32000  # JSON-RPC's implementation-defined server error: limits and timeouts
 
-
-@dataclass
-class TransportGuard:
-    """Host and Origin allowlists, ``"name:*"`` meaning any port."""
-
-    allowed_hosts: tuple[str, ...]
-    allowed_origins: tuple[str, ...]
-
-    @classmethod
-    def for_bind(cls, bind_host: str, hosts: Iterable[str], origins: Iterable[str]) -> TransportGuard:
-        extra = () if bind_host in {"0.0.0.0", "::", ""} else (f"{bind_host}:*", f"[{bind_host}]:*")
-        return cls((*LOOPBACK_HOSTS, *extra, *hosts), (*LOOPBACK_ORIGINS, *origins))
-
-    def host_ok(self, host: str | None) -> bool:
-        return bool(host) and _matches(host or "", self.allowed_hosts)
-
-    def origin_ok(self, origin: str | None) -> bool:
-        return origin is None or _matches(origin, self.allowed_origins)
-
-
-def _matches(value: str, patterns: Iterable[str]) -> bool:
-    for pattern in patterns:
-        if value == pattern:
-            return True
-        if pattern.endswith(":*"):
-            base = pattern[:-2]
-            if value == base or (value.startswith(base + ":") and value[len(base) + 1 :].isdigit()):
-                return True
-    return False
+__all__ = [  # TransportGuard and the loopback lists moved to host.gate; re-exported for old imports
+    "LOOPBACK_HOSTS",
+    "LOOPBACK_ORIGINS",
+    "MCP_PATH",
+    "MCP_PORT",
+    "PRM_PATH",
+    "SERVICE",
+    "McpSettings",
+    "TransportGuard",
+    "build_mcp_app",
+    "render_refusal",
+]
 
 
 @dataclass(frozen=True)
 class McpSettings:
     max_body_bytes: int
     max_json_depth: int
-    request_timeout: float
+
+
+async def render_refusal(
+    request: web.Request, error: CallError, headers: dict[str, str]
+) -> web.StreamResponse:
+    """The gate's refusals as this port answers them: RFC 6750 for tokens, else JSON-RPC errors."""
+    if isinstance(error, Unauthorized):
+        body = {"error": "invalid_token", "error_description": error.detail}
+        return web.json_response(body, status=401, headers=headers)
+    if isinstance(error, Forbidden) and "required_scopes" in error.extra:
+        body = {"error": "insufficient_scope", "error_description": error.detail}
+        return web.json_response(body, status=403, headers=headers)
+    code = SERVER_ERROR if error.status >= 500 or error.status == 429 else INVALID_REQUEST
+    exchange = exchange_of(request)
+    if exchange.stream is not None and exchange.stream.started:
+        # The answer is already an event stream (a timeout during the call): it ends with the error.
+        error_body = {"code": code, "message": error.detail}
+        return await exchange.stream.finish(
+            {"jsonrpc": "2.0", "id": exchange.request_id, "error": error_body}
+        )
+    return _rpc_error(None, code, error.detail, status=error.status, headers=headers)
+
+
+# What the gate needs to know about this port: probes and the OAuth metadata are public.
+MCP_PORT = Port(
+    "mcp",
+    render_refusal,
+    frozenset({"/healthz", PRM_PATH, PRM_PATH + MCP_PATH}),
+    metadata_path=PRM_PATH + MCP_PATH,
+)
+SERVICE = web.AppKey("mcp_service", McpService)
 
 
 def build_mcp_app(
     engine: Engine,
     catalog: Catalog,
     *,
-    guard: TransportGuard,
     settings: McpSettings,
-    authenticator: Authenticator,
-    limiter: ConcurrencyLimiter,
     environ: Mapping[str, str] | None = None,
+    oauth_metadata: Mapping[str, Any] | None = None,
 ) -> web.Application:
+    """The MCP port's app; the gate (:mod:`host.gate`, with :data:`MCP_PORT`) goes first in its middlewares.
+
+    ``oauth_metadata``: the RFC 9728 document to serve when the port is an OAuth resource server.
+    """
     service = McpService(engine, catalog, environ=environ)
     app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SERVICE] = service
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -118,15 +133,15 @@ def build_mcp_app(
             yield
 
     app.cleanup_ctx.append(lifespan)
-    handler = _McpHandler(service, guard, settings, authenticator, limiter)
+    handler = _McpHandler(service, settings)
     app.router.add_route("*", MCP_PATH, handler.handle)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     app.router.add_get("/healthz", healthz)
-    if authenticator.oauth is not None:
-        document = authenticator.oauth.metadata()
+    if oauth_metadata is not None:
+        document = dict(oauth_metadata)
 
         async def protected_resource(request: web.Request) -> web.Response:
             return web.json_response(document)
@@ -178,79 +193,17 @@ _MethodCheck = Callable[[Mapping[str, Any], list[tuple[str, str]]], InboundLadde
 
 
 class _McpHandler:
-    def __init__(
-        self,
-        service: McpService,
-        guard: TransportGuard,
-        settings: McpSettings,
-        authenticator: Authenticator,
-        limiter: ConcurrencyLimiter,
-    ) -> None:
+    def __init__(self, service: McpService, settings: McpSettings) -> None:
         self.service = service
-        self.guard = guard
         self.settings = settings
-        self.authenticator = authenticator
-        self.limiter = limiter
         # 2026-07-28 checks that depend on the method (the rest is the same for every method).
         self.method_checks: dict[str, _MethodCheck] = {"tools/call": self._param_header_rejection}
 
-    # ---- Inbound checks: Host/Origin, authentication, concurrency, whole-request timeout. ----
-    # Everything a request passes before any MCP parsing; meant to move as one piece to the gate.
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        headers = request.headers
-        if not self.guard.host_ok(headers.get("Host")):
-            log.warning("MCP: refused Host header (DNS-rebinding guard); add it to [server] allowed_hosts")
-            return _rpc_error(None, INVALID_REQUEST, "Host header not allowed", status=421)
-        if not self.guard.origin_ok(headers.get("Origin")):
-            log.warning("MCP: refused Origin header; add it to [server] allowed_origins")
-            return _rpc_error(None, INVALID_REQUEST, "Origin not allowed", status=403)
-        metadata_url = f"{request.scheme}://{request.host}{PRM_PATH}{MCP_PATH}"
-        try:
-            principal = await self.authenticator.authenticate(headers)
-        except Unauthorized as exc:
-            return web.json_response(
-                {"error": "invalid_token", "error_description": exc.detail},
-                status=401,
-                headers={"WWW-Authenticate": self.authenticator.challenge(metadata_url)},
-            )
-        except Forbidden as exc:
-            scope = " ".join(exc.extra.get("required_scopes", []))
-            challenge = (
-                f'Bearer error="insufficient_scope", scope="{scope}", resource_metadata="{metadata_url}"'
-            )
-            return web.json_response(
-                {"error": "insufficient_scope", "error_description": exc.detail},
-                status=403,
-                headers={"WWW-Authenticate": challenge},
-            )
-        client = principal.name if principal is not ANONYMOUS else (request.remote or "?")
-        exchange = exchange_of(request)
-        exchange.principal = principal.name if principal is not ANONYMOUS else None
-        try:
-            self.limiter.acquire(client)
-        except CallError as exc:
-            return _rpc_error(
-                None,
-                -32000,
-                exc.detail,
-                status=exc.status,
-                headers={"Retry-After": f"{exc.retry_after or 1:g}"},
-            )
-        try:
-            async with asyncio.timeout(self.settings.request_timeout):
-                return await self._dispatch(request)
-        except TimeoutError:
-            message = f"the request took longer than {self.settings.request_timeout:g} s"
-            stream = exchange.stream
-            if stream is None or not stream.started:
-                return _rpc_error(None, -32000, message, status=504)
-            # The answer is already an event stream: it ends with the error.
-            error = {"code": -32000, "message": message}
-            return await stream.finish({"jsonrpc": "2.0", "id": exchange.request_id, "error": error})
-        finally:
-            self.limiter.release(client)
-
-    # ---- End of the inbound checks. ----
+        # The gate has checked Host, Origin, credentials, limits and the body; it times the request.
+        principal = principal_of(request)
+        exchange_of(request).principal = principal.name if principal is not ANONYMOUS else None
+        return await self._dispatch(request)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         """The MCP transport rules in order, each step answering the request or passing it on."""
@@ -266,19 +219,10 @@ class _McpHandler:
         return await self._exchange(request, envelope, era)
 
     async def _read_envelope(self, request: web.Request) -> _Envelope | web.StreamResponse:
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _rpc_error(
-                None, INVALID_REQUEST, f"body is larger than {self.settings.max_body_bytes} bytes", status=413
-            )
-        try:
-            message = json.loads(raw)
-            check_depth(message, self.settings.max_json_depth)
-        except (ValueError, RecursionError):
-            return _rpc_error(None, PARSE_ERROR, "Parse error", status=400)
+        try:  # the gate has read the body (JSON, within the size limit): this is its copy
+            message = load_json(await request.read(), self.settings.max_json_depth)
         except BadRequest as exc:
-            return _rpc_error(None, INVALID_REQUEST, exc.detail, status=400)
+            return _rpc_error(None, PARSE_ERROR, f"Parse error: {exc.detail}", status=400)
         return _envelope(message)
 
     def _negotiate(self, envelope: _Envelope, headers: Mapping[str, str]) -> _Era | web.StreamResponse:
@@ -368,7 +312,7 @@ def _http_rejection(request: web.Request) -> web.Response | None:
     if not _accepts_json(headers.get("Accept", "")):
         return _rpc_error(None, INVALID_REQUEST, "Accept must include application/json", status=406)
     if media_type_of(headers.get("Content-Type")) != "application/json":  # parameters (charset) allowed
-        return _rpc_error(None, INVALID_REQUEST, "Content-Type must be application/json", status=400)
+        return _rpc_error(None, INVALID_REQUEST, "Content-Type must be application/json", status=415)
     return None
 
 

@@ -375,15 +375,10 @@ async def test_a_capability_route_needs_its_own_credential(tmp_path: Path) -> No
         assert served.status == 200 and await served.json() == {"secret": "stuff"}
 
 
-# Issue 10 #1: resources and prompts carry no credential yet (the MCP items' policy data is being added
-# alongside the MCP adapter's split); strict, so these turn into failures the day they pass.
-_PENDING = pytest.mark.xfail(strict=True, reason="issue 10 #1: MCP resources and prompts lack item policy")
 MCP_ITEMS = [
     pytest.param("tools/call", {"name": "guarded", "arguments": {}}, "stuff", id="tool"),
-    pytest.param(
-        "resources/read", {"uri": "guarded://notes"}, "resource-stuff", id="resource", marks=_PENDING
-    ),
-    pytest.param("prompts/get", {"name": "briefing"}, "prompt-stuff", id="prompt", marks=_PENDING),
+    pytest.param("resources/read", {"uri": "guarded://notes"}, "resource-stuff", id="resource"),
+    pytest.param("prompts/get", {"name": "briefing"}, "prompt-stuff", id="prompt"),
 ]
 
 

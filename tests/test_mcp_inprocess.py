@@ -126,7 +126,7 @@ async def test_only_the_json_media_type_is_accepted(
     status, answer = await _rpc(
         mcp, "tools/call", {"name": "list-notes", "arguments": {}}, {**HEADERS, "Content-Type": content_type}
     )
-    assert status == 400 and "Content-Type must be application/json" in answer["error"]["message"]
+    assert status == 415 and "application/json" in answer["error"]["message"]
     assert fake_upstream.requests == []
 
 

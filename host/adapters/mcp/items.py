@@ -22,6 +22,7 @@ from mcp.types import INVALID_PARAMS, Tool
 from host import templates
 from host.engine import Target
 from host.errors import Unauthorized
+from host.gate import check_item
 from host.inbound import CallerCheck
 from host.model import McpPrompt, McpResource, McpTool
 
@@ -65,13 +66,12 @@ G = TypeVar("G", bound=Guarded)
 
 def caller_refusal(ctx: ServerRequestContext[Any], item: Guarded) -> MCPError | None:
     """Why this request may not use ``item`` (None: it may). Checked before anything runs."""
-    check = item.caller_check
-    if check is None:
+    if item.caller_check is None:
         return None
     request = ctx.request
     headers: Mapping[str, str] = request.headers if isinstance(request, web.Request) else {}
     try:
-        check.check(headers)
+        check_item(item.caller_check, headers)  # the gate's one way of applying an item's policy
     except Unauthorized as exc:
         return MCPError(
             code=CALLER_UNAUTHORIZED, message=f"Unauthorized: {exc.detail}; nothing was sent upstream"

@@ -66,6 +66,7 @@ from host.adapters.mcp.items import (
 from host.adapters.mcp.state import exchange_of_context
 from host.engine import Engine, Outcome, Target
 from host.errors import CallError, InvalidArguments, StartupError
+from host.gate import item_policy
 from host.inbound import CallerCheck
 from host.model import CallerAuth, InputRequired, McpPrompt, McpResource, McpTool
 from host.plugins import Catalog
@@ -162,9 +163,7 @@ class McpService:
         self.tools[tool.name] = ToolEntry(tool, wire, target, bool(x_mcp_header_map(schema)), check)
 
     def _caller_check(self, auth: CallerAuth | None, origin: str) -> CallerCheck | None:
-        if auth is None:
-            return None
-        return CallerCheck(auth, os.environ if self.environ is None else self.environ, origin)
+        return item_policy(auth, os.environ if self.environ is None else self.environ, origin)
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None

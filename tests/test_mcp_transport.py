@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import tratta_customer_sessions
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from host.app import build
 from host.config import ConsumeConfig, HostConfig
+from host.testing import serve_in_process
 
 JSON = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 MODERN = "2026-07-28"
@@ -20,9 +20,9 @@ MODERN = "2026-07-28"
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient[Any, Any]]:
     config = HostConfig(consumes={"tratta-customer-sessions": ConsumeConfig(mock=True)})
-    host = build(config, {}, extra_plugins=[("tratta", tratta_customer_sessions)], discover=False)
-    async with TestClient(TestServer(host.mcp, host="127.0.0.1")) as test_client:
-        yield test_client
+    plugins = [("tratta", tratta_customer_sessions)]
+    async with serve_in_process(config, extra_plugins=plugins, discover=False) as served:
+        yield served.mcp
 
 
 def modern_call(method: str, params: dict[str, Any] | None = None, *, request_id: int = 1) -> dict[str, Any]:

@@ -164,7 +164,8 @@ class Hosts:
         served = self.served.get(name) or self.spawn(name)
         if not served.ready and served.failure is None:
             try:
-                served.host.wait_until_listening(60)
+                # All hosts start at once and start-up is CPU-bound: on a loaded machine the first waits.
+                served.host.wait_until_listening(120)
                 served.ready = True
             except RuntimeError as exc:
                 served.failure = f"{name}: {exc}"

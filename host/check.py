@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from host.config import HostConfig
+from host.connections import bind_problems
 from host.engine import bind
 from host.errors import StartupError
 from host.naftiko import FileReport, load_capability
@@ -62,6 +63,8 @@ def check_config(config: HostConfig, *, strict: bool, environ: Mapping[str, str]
             build(config, environ, strict=strict)
         except StartupError as exc:
             problems.append(str(exc))
+    if not config.server.stdio:
+        problems += bind_problems(config)  # a port another program (or another host) already holds
     return problems
 
 
@@ -79,14 +82,18 @@ def render_text(reports: Sequence[FileReport]) -> str:
     return "\n".join(lines)
 
 
-def render_json(reports: Sequence[FileReport], config_problems: Sequence[str] | None = None) -> str:
+def render_json(
+    reports: Sequence[FileReport],
+    config_problems: Sequence[str] | None = None,
+    config_warnings: Sequence[str] = (),
+) -> str:
     documents: list[dict[str, Any]] = [report.as_json() for report in reports]
     if config_problems is not None:
         documents.append(
             {
                 "file": "(config)",
-                "status": "ERROR" if config_problems else "OK",
-                "warnings": [],
+                "status": "ERROR" if config_problems else "WARN" if config_warnings else "OK",
+                "warnings": list(config_warnings),
                 "errors": list(config_problems),
                 "operations": 0,
                 "rest": 0,

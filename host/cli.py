@@ -123,11 +123,15 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
 
 def _supervise(config: HostConfig, args: argparse.Namespace, workers: int) -> int:
     from host.app import build
+    from host.connections import bind_problems
     from host.supervisor import supervise
 
     if workers < 1:
         raise StartupError("--workers must be at least 1")
     build(config, os.environ, strict=args.strict)  # a bad config fails here, once
+    taken = bind_problems(config)  # and a taken port too, rather than workers failing to start in a loop
+    if taken:
+        raise StartupError(taken[0])
     return supervise(workers, worker_args(args), os.environ)
 
 
@@ -152,6 +156,7 @@ def _configure_logging(config: HostConfig) -> None:
 
 def _check(config: HostConfig, args: argparse.Namespace) -> int:
     from host.check import check_config, check_files, render_json, render_text
+    from host.shutdown import manifest_warnings
 
     logging.getLogger().setLevel(logging.CRITICAL)  # everything is in the report
     files = [Path(name) for name in args.files]
@@ -159,13 +164,16 @@ def _check(config: HostConfig, args: argparse.Namespace) -> int:
         files += [entry.path for entry in config.capabilities]
     reports = check_files(files, config, strict=args.strict, environ=os.environ)
     problems = check_config(config, strict=args.strict, environ=os.environ) if args.config else None
+    warnings = manifest_warnings(config) if args.config else []
     if args.json:
-        print(render_json(reports, problems))
+        print(render_json(reports, problems, warnings))
     else:
         if reports:
             print(render_text(reports))
         if problems is not None:
             print("config: OK" if not problems else "\n".join(f"config: error: {p}" for p in problems))
+            for warning in warnings:
+                print(f"config: warning: {warning}")
         if not reports and problems is None:
             print("nothing to check: pass capability files, or --config host.toml")
     failed = any(report.errors for report in reports) or bool(problems)

@@ -86,6 +86,8 @@ class ConnectionGuard:
         self.open: dict[GuardedProtocol, None] = {}  # insertion order = age
         self._report = _CapReport()
         self._open_gauge = CONNECTIONS_OPEN.labels(adapter)
+        self.empty = asyncio.Event()  # set while no connection is open (shutdown waits for it)
+        self.empty.set()
 
     def factory(self, make_handler: Callable[[], web.RequestHandler]) -> Callable[[], GuardedProtocol]:
         return lambda: GuardedProtocol(self, make_handler())
@@ -100,13 +102,21 @@ class ConnectionGuard:
             idle.close_now()
             self._count("idle_shed")
         self.open[newcomer] = None
+        self.empty.clear()
         self._open_gauge.set(len(self.open))
         return True
+
+    def close_idle(self) -> None:
+        """Close every connection waiting for a request (at shutdown: nothing is lost)."""
+        for connection in [conn for conn in self.open if conn.idle]:
+            connection.close_now()
 
     def forget(self, connection: GuardedProtocol) -> None:
         if connection in self.open:
             del self.open[connection]
             self._open_gauge.set(len(self.open))
+            if not self.open:
+                self.empty.set()
 
     def header_timed_out(self) -> None:
         CONNECTIONS_CLOSED.labels(self.adapter, "header_timeout").inc()
@@ -221,19 +231,25 @@ class GuardedSite(web.TCPSite):
         *,
         guard: ConnectionGuard,
         setting: str,
+        fix: str,
         reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, host, port, reuse_port=reuse_port)
-        self.guard, self.setting = guard, setting
+        self.guard, self.setting, self.fix = guard, setting, fix
+
+    @property
+    def server(self) -> web.Server:
+        """aiohttp's connection manager behind this site (its runner's)."""
+        server = self._runner.server
+        assert server is not None, "runner.setup() first"
+        return server
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner, as TCPSite.start does
-        server = self._runner.server
-        assert server is not None, "runner.setup() first"
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(
-                self.guard.factory(server),
+                self.guard.factory(self.server),
                 self._host,
                 self._port,
                 backlog=self._backlog,
@@ -241,28 +257,47 @@ class GuardedSite(web.TCPSite):
                 reuse_port=self._reuse_port,
             )
         except OSError as exc:
-            raise StartupError(bind_problem(self._host, self._port, self.setting, exc)) from None
+            raise StartupError(bind_problem(self._host, self._port, self.setting, self.fix, exc)) from None
 
 
-def bind_problem(host: str | None, port: int | None, setting: str, exc: OSError) -> str:
-    """One line: the address, what it is set by, why it cannot be bound, and the fix."""
+def bind_problem(host: str | None, port: int | None, setting: str, fix_with: str, exc: OSError) -> str:
+    """One line: the address, what set it, why it cannot be bound, and the fix (``fix_with``: flag or key)."""
     address = f"{host}:{port}"
     if exc.errno == errno.EADDRINUSE:
-        why = "the address is already in use (another program, or another host serve)"
-        fix = f"stop that program, or choose another port with {setting}"
+        why = "the address is already in use (by another program, or another host serve)"
+        fix = f"stop that program, or choose another port with {fix_with}"
     elif exc.errno == errno.EACCES:
         why = "permission denied (ports below 1024 need privileges)"
-        fix = f"choose a port of 1024 or above with {setting}"
+        fix = f"choose a port of 1024 or above with {fix_with}"
     elif exc.errno == errno.EADDRNOTAVAIL:
         why = "this machine has no such address"
-        fix = "bind an address of this machine with [server] host (or --host)"
+        fix = "bind an address of this machine with --host or [server] host"
     else:
         why = exc.strerror or str(exc)
-        fix = f"check [server] host and {setting}"
+        fix = f"check --host / [server] host and {fix_with}"
     return f"cannot listen on {address} ({setting}): {why}; {fix}"
 
 
-def check_bindable(host: str, port: int, setting: str) -> str | None:
+def _port_settings(config: HostConfig) -> list[tuple[str, int, str, str]]:
+    """(adapter, port, what set it, how to change it) for both ports."""
+    server = config.server
+    return [
+        (adapter, port, config.source(key), f"--{adapter}-port or [server] {key} in host.toml")
+        for adapter, port, key in (
+            ("rest", server.rest_port, "rest_port"),
+            ("mcp", server.mcp_port, "mcp_port"),
+        )
+    ]
+
+
+def bind_problems(config: HostConfig) -> list[str]:
+    """What :class:`GuardedSite` would report for each port if ``host serve`` started now."""
+    host = config.server.host
+    problems = (check_bindable(host, port, setting, fix) for _, port, setting, fix in _port_settings(config))
+    return [problem for problem in problems if problem]
+
+
+def check_bindable(host: str, port: int, setting: str, fix_with: str) -> str | None:
     """What :class:`GuardedSite` would report for ``host:port`` now, or None when it can be bound."""
     if port == 0:
         return None
@@ -276,7 +311,7 @@ def check_bindable(host: str, port: int, setting: str) -> str | None:
             try:
                 sock.bind(address)
             except OSError as exc:
-                return bind_problem(host, port, setting, exc)
+                return bind_problem(host, port, setting, fix_with, exc)
     return None
 
 
@@ -318,15 +353,15 @@ def guarded_sites(
     cap = fit_connection_cap(
         limits.max_connections, len(runners), RESERVED_DESCRIPTORS + upstream_connections, setting
     )
-    ports = {"rest": server.rest_port, "mcp": server.mcp_port}
     return [
         GuardedSite(
-            runner,
+            runners[adapter],
             server.host,
-            ports[adapter],
+            port,
             guard=ConnectionGuard(adapter, ConnectionLimits(limits.header_timeout, cap, setting)),
-            setting=config.source(f"{adapter}_port"),
+            setting=source,
+            fix=fix,
             reuse_port=reuse_port,
         )
-        for adapter, runner in runners.items()
+        for adapter, port, source, fix in _port_settings(config)
     ]

@@ -3,13 +3,14 @@
 Start-up runs in a fixed order so that nothing binds a port before every
 problem is known: config → plugins → bind each consumed API → build both
 apps (:func:`host.app.build`) → start the upstream client → listen. SIGTERM or
-SIGINT stops accepting, lets requests in flight finish (``[server]
-shutdown_grace``), then exits 0.
+SIGINT stops accepting, lets requests in flight finish, then exits 0, all within
+``[server] drain_delay + shutdown_grace`` (see :mod:`host.shutdown`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from host.adapters.mcp import MCP_PATH, McpService
 from host.app import announce, authenticators, build, build_core, check_exposure
 from host.config import HostConfig
 from host.connections import guarded_sites
+from host.shutdown import FORCED_STOP, finish_in_flight
 from host.supervisor import worker_id
 
 __all__ = ["authenticators", "check_exposure", "serve", "serve_stdio"]  # the first two moved to host.app
@@ -36,7 +38,8 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
     runners = [
         web.AppRunner(
             app,
-            shutdown_timeout=server.shutdown_grace,
+            # finish_in_flight keeps the shutdown budget; this is only aiohttp's last wait before cancelling.
+            shutdown_timeout=FORCED_STOP,
             access_log=None,  # host.access logs one line per request, with its request id
             # These reach aiohttp's RequestHandler; an unknown key would make aiohttp drop them all.
             max_line_size=limits.max_header_bytes,
@@ -60,21 +63,20 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
         log.info("REST listening on %s", _url(runners[0]))
         log.info("MCP listening on %s%s", _url(runners[1]), MCP_PATH)
 
+        gc.freeze()  # start-up objects live until exit: keep them out of every collection (and exit fast)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        deadline = loop.time() + server.drain_delay + server.shutdown_grace  # the whole budget
         host.draining = True  # /readyz answers 503 from now on
         if server.drain_delay:
             log.info("draining: /readyz is unready; still serving for %g s", server.drain_delay)
             await asyncio.sleep(server.drain_delay)
-        log.info(
-            "shutting down: no new connections; waiting up to %g s for requests in flight",
-            server.shutdown_grace,
-        )
+        await finish_in_flight((rest_site, mcp_site), deadline)
     finally:
-        # cleanup() stops the sites, waits for running handlers, then closes the apps (and the engine).
+        # cleanup() cancels what finish_in_flight left running, then closes the apps (and the engine).
         await asyncio.gather(*(runner.cleanup() for runner in runners))
     log.info("stopped")
     return 0

@@ -36,6 +36,14 @@ capability:
     - name: count-notes
       description: How many notes there are.
       call: notes.list-notes
+    prompts:
+    - name: summarise
+      description: Summarise notes.
+      arguments:
+      - {name: data, required: true}
+      - {name: format, required: false}
+      template:
+      - {role: user, content: 'Summarise {{data}} as {{format}}. Keep {braces} and {{unknown}} as written.'}
   consumes:
   - type: http
     namespace: notes
@@ -136,3 +144,13 @@ async def test_only_the_json_media_type_is_accepted(
 async def test_the_json_media_type_may_carry_parameters(mcp: TestClient[Any, Any], content_type: str) -> None:
     status, answer = await _rpc(mcp, "tools/list", {}, {**HEADERS, "Content-Type": content_type})
     assert status == 200 and answer["result"]["tools"]
+
+
+async def test_a_prompt_fills_only_the_declared_arguments_it_was_given(mcp: TestClient[Any, Any]) -> None:
+    arguments = {"data": "the {{format}} notes", "braces": "INJECTED", "unknown": "INJECTED"}
+    status, answer = await _rpc(mcp, "prompts/get", {"name": "summarise", "arguments": arguments})
+    assert status == 200, answer
+    text = answer["result"]["messages"][0]["content"]["text"]
+    # A missing optional argument, undeclared names and single braces stay exactly as written; a value
+    # is never filled again.
+    assert text == ("Summarise the {{format}} notes as {{format}}. Keep {braces} and {{unknown}} as written.")

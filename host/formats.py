@@ -1,4 +1,8 @@
-"""Decoding upstream bodies by their declared format (a capability's ``outputRawFormat``)."""
+"""Decoding upstream bodies by their declared format (a capability's ``outputRawFormat``).
+
+A format may carry its ``outputSchema`` after a colon (:func:`with_schema`): ``html:table.products``
+chooses the HTML tables by a CSS selector, ``markdown:Release`` the Markdown sections by heading prefix.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,30 @@ from typing import Any
 
 import yaml
 
+from host import markup
+
 TEXT_FORMATS = frozenset({"text", "html", "markdown"})
+SCHEMA_FORMATS = frozenset({"html", "markdown"})  # formats whose outputSchema shapes the document
 DELIMITERS = {"csv": ",", "tsv": "\t", "psv": "|"}
 KNOWN_FORMATS = frozenset({"json", "xml", "yaml", "binary", *TEXT_FORMATS, *DELIMITERS})
+
+
+def with_schema(format: str, schema: str | None) -> str:
+    """``format`` carrying its ``outputSchema``, for the formats that use one."""
+    return f"{format}:{schema}" if schema and format in SCHEMA_FORMATS else format
 
 
 def decode(body: bytes, format: str) -> Any:
     """Decode ``body``; ``None`` when empty. Raises ``ValueError`` when it does not parse."""
     if not body:
         return None
+    format, _, schema = format.partition(":")
     if format == "json":
         return json.loads(body)
+    if format == "html":
+        return markup.html_document(body.decode("utf-8", "replace"), schema or None)
+    if format == "markdown":
+        return markup.markdown_document(body.decode("utf-8-sig", "replace"), schema or None)
     if format in TEXT_FORMATS:
         return body.decode("utf-8", "replace")
     if format == "xml":

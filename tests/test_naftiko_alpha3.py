@@ -260,3 +260,124 @@ async def test_prompt_rendering_keeps_undeclared_text(tmp_path: Path) -> None:
             assert _text(literal) == ['About ships: answer {"a": {x}} and {{other}}.']
     finally:
         server.stop()
+
+
+# --- issue 11 #10: html and markdown outputs (HtmlIntegrationTest, MarkdownIntegrationTest) -------
+
+
+def test_html_tables_chosen_by_the_css_selector_of_the_file() -> None:
+    report = _load(RESOURCES / "formats" / "html-capability.yaml")
+    operation = _operation(report, report.rest[0].operation)
+    document = decode((RESOURCES / "schemas" / "sample-products.html").read_bytes(), operation.output_format)
+    assert document == {
+        "tables": [
+            [
+                {"Name": "Widget", "Price": "$42", "Stock": "150"},
+                {"Name": "Gadget", "Price": "$99", "Stock": "30"},
+            ]
+        ]
+    }
+    output = report.rest[0].output
+    assert output is not None and output(document) == [
+        {"name": "Widget", "price": "$42", "stock": "150"},
+        {"name": "Gadget", "price": "$99", "stock": "30"},
+    ]
+
+
+def test_html_selector_scopes_the_tables() -> None:
+    """ConverterTest.convertHtmlToJsonShouldApplyCssSelectorScoping."""
+    html = b"""<div>
+      <table class="ignored"><tr><th>Name</th><th>Stock</th></tr><tr><td>Ignored</td><td>0</td></table>
+      <table class="products"><tr><th>Name</th><th>Stock</th></tr><tr><td>Kept</td><td>42</td></table>
+    </div>"""
+    assert decode(html, "html:table.products") == {"tables": [[{"Name": "Kept", "Stock": "42"}]]}
+    assert decode(html, "html:div .products") == {"tables": [[{"Name": "Kept", "Stock": "42"}]]}
+    assert len(decode(html, "html")["tables"]) == 2
+    assert decode(b"<table><tr><th>Name</th></tr><tr><td>Alice</td></tr></table>", "html") == {
+        "tables": [[{"Name": "Alice"}]]
+    }
+
+
+def test_markdown_front_matter_tables_and_sections() -> None:
+    report = _load(RESOURCES / "formats" / "markdown-capability.yaml")
+    operation = _operation(report, report.rest[0].operation)
+    document = decode((RESOURCES / "schemas" / "sample-readme.md").read_bytes(), operation.output_format)
+    assert document["frontMatter"] == {"title": "Product Release Notes", "version": "2.1.0"}
+    assert document["tables"] == [
+        [{"Feature": "HTML support", "Status": "GA"}, {"Feature": "Markdown support", "Status": "Beta"}]
+    ]
+    assert document["sections"] == [
+        {
+            "heading": "Overview",
+            "level": 2,
+            "content": "This release introduces table extraction for markdown.",
+        }
+    ]
+    output = report.rest[0].output
+    assert output is not None and output(document)[1] == {"feature": "Markdown support", "status": "Beta"}
+
+
+def test_markdown_inline_text_and_heading_prefix() -> None:
+    """ConverterTest.convertMarkdownToJsonShouldExtractFrontMatterTablesAndSections."""
+    text = (
+        "---\ntitle: Release Notes\nversion: 2.1.0\n---\n\n## Overview\n"
+        "This **release** introduces [new features](https://example.com).\n\n"
+        "| Feature | Status |\n|---------|--------|\n| Search  | GA     |\n\n# Other\nmore\n"
+    )
+    document = decode(text.encode(), "markdown")
+    assert document["sections"][0] == {
+        "heading": "Overview",
+        "level": 2,
+        "content": "This release introduces new features.",
+    }
+    assert document["tables"] == [[{"Feature": "Search", "Status": "GA"}]]
+    assert [s["heading"] for s in decode(text.encode(), "markdown:Oth")["sections"]] == ["Other"]
+
+
+# --- issue 11: required parameters a tool cannot supply -----------------------------------------
+
+UNSUPPLIABLE = """\
+naftiko: "1.0.0-alpha2"
+capability:
+  consumes:
+    - type: http
+      namespace: tax
+      baseUri: https://tax.example.com
+      authentication: {type: bearer, token: "{{TAX_TOKEN}}"}
+      resources:
+        - name: returns
+          path: /returns
+          operations:
+            - name: list-returns
+              method: GET
+              inputParameters:
+                - {name: Authorization, in: header, required: true}
+                - {name: X-API-NONCE, in: header, required: true}
+                - {name: year, in: query, required: true}
+  exposes:
+    - type: mcp
+      namespace: tax-mcp
+      port: 9091
+      tools:
+        - name: list-returns
+          description: List tax returns
+          call: tax.list-returns
+          inputParameters:
+            - {name: year, type: string, required: true, description: Tax year}
+"""
+
+
+def test_required_parameters_a_tool_cannot_supply(tmp_path: Path) -> None:
+    from host.errors import MissingArgument
+
+    path = tmp_path / "tax.yaml"
+    path.write_text(UNSUPPLIABLE)
+    report = load_capability(path)
+    assert not report.errors, report.errors
+    named = [w for w in report.warnings if "tax.list-returns" in w]
+    assert len(named) == 1 and "'X-API-NONCE'" in named[0], report.warnings  # Authorization: the bearer's
+    operation = _operation(report, "tax.list-returns")
+    request = operation.request({"year": "2024"}, {})
+    assert request.query == (("year", "2024"),) and "X-API-NONCE" not in request.headers
+    with pytest.raises(MissingArgument):
+        operation.request({}, {})  # what the tool does offer stays required

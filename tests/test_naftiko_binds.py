@@ -9,12 +9,14 @@ the derived MCP input schemas never mention them, and the log names the ignored 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from mcp import Client
 
 from host.testing import FakeUpstream, HostServer, start_host_server
@@ -181,3 +183,47 @@ def test_bound_names_are_known_to_the_loader(tmp_path: Path) -> None:
     assert not report.errors, report.errors
     for tool in report.tools:
         assert not set(tool.input_schema["properties"]) & {"TENANT", "REGION"}, tool.input_schema
+
+
+# --- issue 11 #5: a tool's inbound token bound from a file:// secrets file (tutorial step 3) -------
+
+TUTORIAL = Path(__file__).resolve().parents[2] / "shared" / "naftiko-reference" / "src" / "main" / "resources"
+
+
+@pytest.mark.skipif(not TUTORIAL.is_dir(), reason="no reference fixtures")
+async def test_inbound_token_bound_from_a_secrets_file(tmp_path: Path, upstream: FakeUpstream) -> None:
+    """Step 3 binds MCP_SERVER_TOKEN (and the registry's token) from file:///./shared/secrets.yaml."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    tutorial = TUTORIAL / "tutorial"
+    shutil.copy(tutorial / "step-3-shipyard-auth.yml", tmp_path / "step-3.yml")
+    shutil.copytree(tutorial / "shared", tmp_path / "shared")
+    secrets = yaml.safe_load((tmp_path / "shared" / "secrets.yaml").read_text())
+    host = start_host_server(
+        tmp_path,
+        (),
+        {"registry": {"base_uri": upstream.url, "retries": 0}},
+        toml_extra='[[capabilities]]\npath = "step-3.yml"\n',
+    )
+    try:
+        token = secrets["mcp-server-token"]
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+            Client(streamable_http_client(host.mcp_url, http_client=http)) as client,
+        ):
+            result = await client.call_tool("list-ships", {"status": "active"})
+            assert not result.is_error, result
+        request = upstream.requests[-1]
+        assert request.path == "/ships" and dict(request.query) == {"status": "active"}
+        assert request.headers["Authorization"] == f"Bearer {secrets['registry-bearer-token']}"
+        assert request.headers["Registry-Version"] == secrets["registry-api-version"]
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": "Bearer wrong"}) as http,
+            Client(streamable_http_client(host.mcp_url, http_client=http)) as client,
+        ):
+            refused = await client.call_tool("list-ships", {})
+            assert refused.is_error
+    finally:
+        host.stop()
+    assert token not in host.log()

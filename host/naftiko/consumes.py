@@ -10,8 +10,8 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from host import templates
-from host.formats import KNOWN_FORMATS
+from host import markup, templates
+from host.formats import KNOWN_FORMATS, with_schema
 from host.model import (
     ApiKeyAuth,
     Auth,
@@ -219,6 +219,13 @@ def _operation(
     if fmt not in KNOWN_FORMATS:
         ctx.warn(f"{path}.outputRawFormat", f"{fmt!r} is passed through undecoded")
         fmt = "binary"
+    schema = spec.outputSchema
+    if fmt == "html" and schema:
+        try:
+            markup.check_selector(schema)
+        except ValueError as exc:
+            ctx.warn(f"{path}.outputSchema", f"{exc}; every table is read")
+            schema = None
     body_type = spec.body.get("type") if isinstance(spec.body, dict) else None
     if body_type not in {None, *CONTENT_TYPES, "multipartForm", "binary"}:
         ctx.warn(f"{path}.body.type", f"body type {body_type!r} unknown; sent as text")
@@ -229,5 +236,5 @@ def _operation(
         path=resource_path,
         description=spec.description,
         request=NaftikoRequest(method, resource_path, params, spec.body),
-        output_format=fmt,
+        output_format=with_schema(fmt, schema),
     )

@@ -73,6 +73,7 @@ class ConsumedOperationSpec(Lenient):
     inputParameters: list[Any] = []
     body: Any = None
     outputRawFormat: str = "json"
+    outputSchema: str | None = None
     outputParameters: list[OutputParameter] = []
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from host import templates
 from host.model import (
     CallerAuth,
     ConsumedApi,
@@ -36,7 +37,7 @@ from host.naftiko.document import (
 from host.naftiko.jsonpath import JsonPathError, compile_path
 from host.naftiko.outputs import mock_value, output_mapper
 from host.naftiko.requests import WithMapping
-from host.naftiko.schemas import declared_schema, derived_schema
+from host.naftiko.schemas import declared_schema, derived_schema, relax_unsuppliable
 
 
 def compile_exposes(ctx: Context, adapter: Any, path: str) -> None:
@@ -106,14 +107,22 @@ def _caller_auth(ctx: Context, raw: Any, path: str) -> CallerAuth | None:
     kind = spec.type.lower()
     variables = tuple(ctx.variables)
     key_name = spec.key or (spec.model_extra or {}).get("name")
+    # Values a file:// bind read are known now; {{VAR}} bound to the environment is resolved at start-up.
+    from_files = {var.key: var.default for var in ctx.variables if var.default is not None}
+
+    def credential(template: str | None) -> str:
+        return templates.render(template or "", from_files, single_brace=False, keep_missing=True)
+
     if kind == "bearer" and spec.token:
-        return CallerAuth("bearer", spec.token, variables=variables)
+        return CallerAuth("bearer", credential(spec.token), variables=variables)
     if kind == "apikey" and key_name:
         if (spec.placement or "header").lower() == "query":
             ctx.warn(f"{path}.placement", "callers' keys are read from a header only, never the query")
-        return CallerAuth("apikey", spec.value or "", name=str(key_name), variables=variables)
+        return CallerAuth("apikey", credential(spec.value), name=str(key_name), variables=variables)
     if kind == "basic" and spec.username is not None:
-        return CallerAuth("basic", spec.password or "", username=spec.username, variables=variables)
+        return CallerAuth(
+            "basic", credential(spec.password), username=credential(spec.username), variables=variables
+        )
     # An adapter that asks for authentication the host cannot check must not be served open.
     raise FileError(f"{path}: inbound {spec.type} authentication is not supported; use [[auth.keys]]")
 
@@ -195,6 +204,8 @@ def _tool(ctx: Context, raw: Any, namespace: str, path: str, *, stdio: bool = Fa
     operation, output = target
     if tool.inputParameters:
         schema = declared_schema(ctx, tool.inputParameters, path)
+        offered = {p.name for p in tool.inputParameters} | set(tool.with_ or {})
+        relax_unsuppliable(ctx, operation, offered, path)
     else:
         schema = derived_schema(ctx, tool, namespace, operation)
     hints = tool.hints or {}

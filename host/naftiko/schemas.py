@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from host import templates
-from host.model import JsonSchema
+from host.model import ApiKeyAuth, Auth, BasicAuth, BearerAuth, DigestAuth, JsonSchema
 from host.naftiko.context import ConsumedOp, Context
 from host.naftiko.document import InputParameter, ToolSpec
 from host.naftiko.requests import argument_refs, body_refs
@@ -42,6 +42,42 @@ def param_schema(ctx: Context, p: InputParameter, path: str) -> dict[str, Any]:
         except re.error:
             ctx.warn(f"{path}.{p.name}.pattern", f"invalid pattern {p.pattern!r}; not enforced")
     return schema
+
+
+def relax_unsuppliable(ctx: Context, operation: str, offered: set[str], path: str) -> None:
+    """Required parameters of ``operation`` an exposure with declared inputs can never supply.
+
+    A header the API's authentication produces counts as supplied; any other is named in a load
+    warning. Either way it stops being required, so the call goes out without it and the upstream
+    decides, instead of a refusal naming a parameter the caller was never offered.
+    """
+    op = ctx.ops.get(operation)
+    api = next((api for api in ctx.out.apis if op and api.namespace == op.namespace), None)
+    if op is None or api is None:
+        return
+    bound = {v.key for v in api.variables}
+    produced = _auth_headers(api.auth)
+    for p in op.params:
+        if not p.required or p.value is not None or p.in_ in {"environment", "path"}:
+            continue
+        if p.name in offered or p.name in bound:
+            continue
+        p.required = False  # shared by every exposure of the operation: none is refused for it
+        if p.in_ == "header" and p.name.lower() in produced:
+            continue
+        ctx.warn(
+            path,
+            f"{operation} requires {p.in_ or 'query'} parameter {p.name!r}, which this exposure neither "
+            "declares nor maps in `with`; calls go out without it",
+        )
+
+
+def _auth_headers(auth: Auth | None) -> set[str]:
+    if isinstance(auth, BearerAuth | BasicAuth | DigestAuth):
+        return {"authorization"}
+    if isinstance(auth, ApiKeyAuth) and auth.placement == "header":
+        return {auth.name.lower()}
+    return set()
 
 
 def derived_schema(ctx: Context, tool: ToolSpec, namespace: str, operation: str) -> JsonSchema:

@@ -167,19 +167,46 @@ def check_text(arguments: Arguments) -> None:
 
     They cannot be encoded for the upstream; saying which argument is better than failing later.
     """
+    if _valid_text(arguments):
+        return
     errors: dict[str, list[str]] = {}
     _find_invalid_text(arguments, "", errors)
-    if errors:
-        raise InvalidArguments(errors)
+    raise InvalidArguments(errors)
+
+
+def _valid_text(value: Any) -> bool:
+    """The fast pass, on every call: exact type checks, and no path built unless something is wrong."""
+    kind = type(value)
+    if kind is str:
+        return _is_valid_unicode(value)
+    if kind in _SCALARS:
+        return True
+    if kind is dict or isinstance(value, Mapping):
+        for key, item in value.items():  # noqa: SIM110 - a loop: all() over a generator costs more
+            if not (_valid_text(key) and _valid_text(item)):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            if not _valid_text(item):
+                return False
+    return True
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _find_invalid_text(value: Any, path: str, errors: dict[str, list[str]]) -> None:
+    # Concrete types first: isinstance against them is cheap, against the abstract Mapping it is not.
     if isinstance(value, str):
         if not _is_valid_unicode(value):
             errors[path or "(arguments)"] = ["is not valid Unicode (lone surrogate)"]
-    elif isinstance(value, Mapping):
+    elif isinstance(value, int | float | bool) or value is None:
+        return
+    elif isinstance(value, dict | Mapping):
         for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
+            shown = str(key).encode(errors="backslashreplace").decode()  # the message must encode
+            where = f"{path}.{shown}" if path else shown
             if isinstance(key, str) and not _is_valid_unicode(key):
                 errors[where] = ["is not valid Unicode (lone surrogate)"]
             _find_invalid_text(item, where, errors)

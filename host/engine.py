@@ -195,7 +195,8 @@ class Engine:
         )
         _check_status(bound.api.namespace, response.status)
         # An upstream may echo the credential it was sent: callers never see a configured secret.
-        response = replace(response, body=REDACTOR.redact_bytes(response.body))
+        if (redacted := REDACTOR.redact_bytes(response.body)) is not response.body:
+            response = replace(response, body=redacted)
         decoded: Any = NOT_DECODED
         if response.body and "json" in response.content_type and operation.output_format == "json":
             try:

@@ -17,9 +17,10 @@ import pytest
 import tratta_customer_sessions
 from mcp import Client
 
-from host.arguments import ArgumentValidator
+from host.arguments import ArgumentValidator, check_text
 from host.config import ConsumeConfig, HostConfig
 from host.engine import Engine
+from host.errors import InvalidArguments
 from host.plugins import load_catalog
 from host.testing import FakeUpstream, HostServer, start_host_server
 from tests.fuzz_capability import CAPABILITY
@@ -242,3 +243,10 @@ def test_integral_floats_become_integers_only_where_the_schema_says_integer() ->
     assert [type(n) for n in checked["counts"]] == [int, int] and type(checked["ratio"]) is float
     unchanged = {"counts": [1, 2], "ratio": 0.5}
     assert validator.check(unchanged) is unchanged  # nothing to convert: nothing copied
+
+
+def test_a_lone_surrogate_in_a_key_is_named_in_a_message_that_can_be_sent() -> None:
+    with pytest.raises(InvalidArguments) as refused:
+        check_text({"body": {"\udc00k": "v", "ok": ["fine", "x\ud800"]}})
+    assert set(refused.value.errors) == {"body.\\udc00k", "body.ok.1"}
+    refused.value.detail.encode()  # no surrogate left to break a response or a log line

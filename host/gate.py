@@ -97,7 +97,7 @@ class TransportGuard:
             return False
         # A DNS-rebinding request always names the attacker's domain: an IP address (a probe or a
         # scraper reaching a pod by its address) cannot be one.
-        return _is_ip_literal(host) or _matches(host, self.allowed_hosts)
+        return _matches(host, self.allowed_hosts) or _is_ip_literal(host)
 
     def origin_ok(self, origin: str | None) -> bool:
         return origin is None or _matches(origin, self.allowed_origins)

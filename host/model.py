@@ -13,7 +13,7 @@ operation) and in the adapters (:mod:`host.adapters.rest`, :mod:`host.adapters.m
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -182,6 +182,11 @@ class MockRequest:
 
 MockHandler = Callable[[MockRequest], UpstreamResponse]
 
+# Calls operation ``ref`` with arguments as the engine does for any exposure (what orchestrations use).
+OperationCaller = Callable[[str, Arguments], Awaitable[UpstreamResponse]]
+# Runs several operation calls as one (a capability file's ``steps``), answering one response.
+Orchestration = Callable[[OperationCaller, Arguments], Awaitable[UpstreamResponse]]
+
 
 @dataclass(frozen=True)
 class ConsumedOperation:
@@ -198,6 +203,8 @@ class ConsumedOperation:
         ``query`` and ``headers`` (capability files use this).
     :param static: always answered by ``mock``; there is no upstream call.
     :param output_format: how the upstream body is decoded for mapping.
+    :param run: an orchestration: the call runs it instead of one request; every call it makes
+        goes through the engine like any other (validation, auth, timeouts, circuit breaker).
     """
 
     name: str
@@ -212,6 +219,7 @@ class ConsumedOperation:
     request: RequestBuilder | None = None
     static: bool = False
     output_format: str = "json"
+    run: Orchestration | None = None
 
 
 @dataclass(frozen=True)

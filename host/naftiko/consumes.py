@@ -108,6 +108,7 @@ def compile_consumes(ctx: Context, raw: Any, path: str) -> None:
     auth = _auth(ctx, spec.authentication, f"{path}.authentication")
     operations: list[ConsumedOperation] = []
     api_params = ctx.params(spec.inputParameters, f"{path}.inputParameters")
+    ctx.api_params[spec.namespace] = api_params
     for r_index, resource in ctx.items(ConsumedResourceSpec, spec.resources, f"{path}.resources"):
         r_path = f"{path}.resources[{r_index}]"
         resource_params = ctx.params(resource.inputParameters, f"{r_path}.inputParameters")
@@ -123,7 +124,7 @@ def compile_consumes(ctx: Context, raw: Any, path: str) -> None:
                 for p in params
                 if p.in_ == "environment"
             ]
-            built = _operation(ctx, spec.namespace, resource.path + op.path, op, params, op_path)
+            built = _operation(ctx, spec.namespace, _joined(resource.path, op.path), op, params, op_path)
             if built is not None:
                 operations.append(built)
     ctx.out.apis.append(
@@ -136,6 +137,12 @@ def compile_consumes(ctx: Context, raw: Any, path: str) -> None:
             description=spec.description,
         )
     )
+
+
+def _joined(resource_path: str, operation_path: str) -> str:
+    """The path under the base URI: ``forecast`` is ``/forecast`` (the reference drops the ``/``)."""
+    path = resource_path + operation_path
+    return path if not path or path.startswith(("/", "?")) else "/" + path
 
 
 def _import_consumes(ctx: Context, raw: dict[str, Any], path: str) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from host.naftiko.aggregates import collect_functions
 from host.naftiko.consumes import compile_binds, compile_consumes
 from host.naftiko.context import Compiled, Context, FileError
 from host.naftiko.exposes import compile_exposes
@@ -50,11 +51,10 @@ class Compiler:
             compile_consumes(ctx, item, f"capability.consumes[{index}]")
         for index, item in enumerate(ctx.list_of(self.raw, "consumes", "consumes")):
             compile_consumes(ctx, item, f"consumes[{index}]")
+        collect_functions(ctx, ctx.list_of(capability, "aggregates", "capability.aggregates"))
         exposes = ctx.list_of(capability, "exposes", "capability.exposes")
         for index, adapter in enumerate(exposes):
             compile_exposes(ctx, adapter, f"capability.exposes[{index}]")
-        if capability.get("aggregates"):
-            ctx.warn("capability.aggregates", "aggregates are not supported; ignored")
         self._check_served(exposes)
         return ctx.out
 

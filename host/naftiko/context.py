@@ -61,6 +61,8 @@ class Context:
     variables: list[EnvVar] = field(default_factory=list)  # the file's binds
     declared: int = 0  # exposure items the file declares, served or not
     caller_auth: CallerAuth | None = None  # the current adapter's own inbound authentication
+    functions: dict[str, Any] = field(default_factory=dict)  # aggregate functions by "<namespace>.<name>"
+    api_params: dict[str, list[InputParameter]] = field(default_factory=dict)  # each consumes' own
 
     def list_of(self, parent: Any, key: str, path: str) -> list[Any]:
         value = parent.get(key) if isinstance(parent, dict) else None

@@ -64,6 +64,17 @@ class OutputParameter(Lenient):
     items: OutputParameter | None = None
     values: OutputParameter | None = None
 
+    @field_validator("items", mode="before")
+    @classmethod
+    def _items_list(cls, value: Any) -> Any:
+        # Orchestrated outputs declare array items as a list of named fields: an object of them.
+        if isinstance(value, list):
+            fields = {
+                str(item.get("name")): item for item in value if isinstance(item, dict) and item.get("name")
+            }
+            return {"type": "object", "properties": fields}
+        return value
+
 
 class ConsumedOperationSpec(Lenient):
     name: str
@@ -103,6 +114,8 @@ class ExposedOperationSpec(Lenient):
     with_: dict[str, Any] | None = Field(None, validation_alias=AliasChoices("with", "with_"))
     outputParameters: list[OutputParameter] = []
     steps: list[Any] | None = None
+    mappings: list[Any] = []
+    ref: str | None = None
 
 
 class ExposedResourceSpec(Lenient):

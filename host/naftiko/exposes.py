@@ -23,6 +23,7 @@ from host.model import (
     ToolHints,
     UpstreamResponse,
 )
+from host.naftiko.aggregates import resolve_ref
 from host.naftiko.context import Context, FileError
 from host.naftiko.document import (
     AuthSpec,
@@ -34,10 +35,12 @@ from host.naftiko.document import (
     PromptSpec,
     ToolSpec,
 )
+from host.naftiko.forward import compile_forward
 from host.naftiko.jsonpath import JsonPathError, compile_path
 from host.naftiko.outputs import mock_value, output_mapper
 from host.naftiko.requests import WithMapping
 from host.naftiko.schemas import declared_schema, derived_schema, relax_unsuppliable
+from host.naftiko.steps import compile_steps, steps_schema
 
 
 def compile_exposes(ctx: Context, adapter: Any, path: str) -> None:
@@ -128,22 +131,23 @@ def _caller_auth(ctx: Context, raw: Any, path: str) -> CallerAuth | None:
 
 
 def _rest_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
-    resource: ExposedResourceSpec | None = ctx.model(ExposedResourceSpec, raw, path)
+    operations = _resolved_operations(ctx, raw, namespace, path)
+    resource: ExposedResourceSpec | None = ctx.model(
+        ExposedResourceSpec, {**raw, "operations": []} if isinstance(raw, dict) else raw, path
+    )
     if resource is None:
         return
-    if resource.forward is not None and not resource.operations:
-        ctx.warn(f"{path}.forward", "forward (proxying to another namespace) is not supported; disabled")
-    for index, raw_op in enumerate(resource.operations):
+    taken: set[str] = set()
+    for index, raw_op, with_namespace in operations:
         op_path = f"{path}.operations[{index}]"
-        if _orchestrated(ctx, raw_op, op_path):
-            continue
         op: ExposedOperationSpec | None = ctx.model(ExposedOperationSpec, raw_op, op_path)
         if op is None:
             continue
         params = [*resource.inputParameters, *op.inputParameters]
-        target = _target(ctx, op, namespace, op_path)
+        target = _target(ctx, op, with_namespace, op_path, label=f"{op.method.upper()} {resource.path}")
         if target is None:
             continue
+        taken.add(op.method.upper())
         operation, output = target
         declared = {p.in_: [q.name for q in params if q.in_ == p.in_] for p in params}
         ctx.out.rest.append(
@@ -157,11 +161,24 @@ def _rest_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
                 headers=tuple(declared.get("header", [])),
                 pass_undeclared=True,
                 input_schema=declared_schema(ctx, params, op_path),
-                map_arguments=_with_mapping(ctx, op.with_, params, namespace, op_path, body="body"),
+                map_arguments=_with_mapping(ctx, op.with_, params, with_namespace, op_path, body="body"),
                 output=output,
                 caller_auth=ctx.caller_auth,
             )
         )
+    if resource.forward is not None:
+        compile_forward(ctx, resource, _route_path(resource.path), taken, path)
+
+
+def _resolved_operations(ctx: Context, raw: Any, namespace: str, path: str) -> list[tuple[int, Any, str]]:
+    """A resource's operations, each with its aggregate function's logic when it has a ``ref``."""
+    found = raw.get("operations") if isinstance(raw, dict) else None
+    if found is not None and not isinstance(found, list):
+        raise FileError(f"{path}.operations: must be a list")
+    resolved = (
+        (i, resolve_ref(ctx, op, namespace, f"{path}.operations[{i}]")) for i, op in enumerate(found or [])
+    )
+    return [(i, r[0], r[1]) for i, r in resolved if r is not None]
 
 
 def _with_mapping(
@@ -184,21 +201,15 @@ def _with_mapping(
     return WithMapping(with_, namespace, tuple(body_inputs), body)
 
 
-def _orchestrated(ctx: Context, raw: Any, path: str) -> bool:
-    """An exposure with ``steps`` is disabled, and said so, before anything else about it is judged."""
-    if isinstance(raw, dict) and raw.get("steps"):
-        ctx.warn(f"{path}.steps", "orchestrated steps are not supported; disabled")
-        return True
-    return False
-
-
 def _tool(ctx: Context, raw: Any, namespace: str, path: str, *, stdio: bool = False) -> None:
-    if _orchestrated(ctx, raw, path):
+    resolved = resolve_ref(ctx, raw, namespace, path)
+    if resolved is None:
         return
+    raw, namespace = resolved
     tool: ToolSpec | None = ctx.model(ToolSpec, raw, path)
     if tool is None:
         return
-    target = _target(ctx, tool, namespace, path)
+    target = _target(ctx, tool, namespace, path, label=f"tool {tool.name}")
     if target is None:
         return
     operation, output = target
@@ -206,6 +217,8 @@ def _tool(ctx: Context, raw: Any, namespace: str, path: str, *, stdio: bool = Fa
         schema = declared_schema(ctx, tool.inputParameters, path)
         offered = {p.name for p in tool.inputParameters} | set(tool.with_ or {})
         relax_unsuppliable(ctx, operation, offered, path)
+    elif tool.steps:
+        schema = steps_schema(tool.steps, namespace)
     else:
         schema = derived_schema(ctx, tool, namespace, operation)
     hints = tool.hints or {}
@@ -230,15 +243,21 @@ def _tool(ctx: Context, raw: Any, namespace: str, path: str, *, stdio: bool = Fa
 
 
 def _mcp_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
-    if _orchestrated(ctx, raw, path):
-        return
     spec: McpResourceSpec | None = ctx.model(McpResourceSpec, raw, path)
     if spec is None:
         return
-    if spec.call:
-        if spec.call not in ctx.ops:
-            ctx.warn(f"{path}.call", f"{spec.call!r} names no consumed operation; resource disabled")
+    operation, output = spec.call, output_mapper(spec.outputParameters, f"{path}.outputParameters")
+    steps = raw.get("steps") if isinstance(raw, dict) else None
+    if steps:
+        mappings = raw.get("mappings") or []
+        operation = compile_steps(ctx, steps, mappings, namespace, f"resource {spec.uri}", path)
+        if operation is None:
             return
+        output = None if mappings else output
+    elif operation and operation not in ctx.ops:
+        ctx.warn(f"{path}.call", f"{operation!r} names no consumed operation; resource disabled")
+        return
+    if operation:
         ctx.out.resources.append(
             McpResource(
                 uri=spec.uri,
@@ -246,8 +265,8 @@ def _mcp_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
                 title=spec.label,
                 description=spec.description,
                 mime_type=spec.mimeType or "application/json",
-                operation=spec.call,
-                output=output_mapper(spec.outputParameters, f"{path}.outputParameters"),
+                operation=operation,
+                output=output,
                 map_arguments=WithMapping(spec.with_, namespace),
                 caller_auth=ctx.caller_auth,
             )
@@ -325,8 +344,16 @@ def _static_file(ctx: Context, location: str, path: str) -> str | None:
         return None
 
 
-def _target(ctx: Context, op: ExposedOperationSpec, namespace: str, path: str) -> tuple[str, Any] | None:
+def _target(
+    ctx: Context, op: ExposedOperationSpec, namespace: str, path: str, *, label: str
+) -> tuple[str, Any] | None:
     """The operation an exposure calls (synthesising a static one for mock exposures) and its output."""
+    if op.steps:
+        ref = compile_steps(ctx, op.steps, op.mappings, namespace, label, path)
+        if ref is None:
+            return None
+        # With mappings, outputParameters only describe the assembled result; without, they map it.
+        return ref, None if op.mappings else output_mapper(op.outputParameters, f"{path}.outputParameters")
     if op.call:
         if op.call not in ctx.ops:
             ctx.warn(f"{path}.call", f"{op.call!r} names no consumed operation; disabled")

@@ -326,9 +326,10 @@ async def test_steps_read_earlier_outputs_and_lookup_results(upstream: FakeUpstr
     capability = tmp_path / "workflow.yaml"
     capability.write_text(INLINE_WORKFLOW)
     async with serving([capability], {"testns": {"base_uri": f"{upstream.url}/v1"}}) as served:
-        response = await served.rest.get(
-            "/workflow", params={"targetEmail": "b@x", "requestingUserId": "u-1"}
-        )
+        # A caller cannot replace what the file reads from a step's output.
+        spoofed = {"fetch-profile.region": "evil", "find-user.id": "u-evil", "fetch-profile": "x"}
+        query = {"targetEmail": "b@x", "requestingUserId": "u-1", **spoofed}
+        response = await served.rest.get("/workflow", params=query)
         assert response.status == 200, await response.text()
         assert await response.json() == {"ok": True}  # no mappings: the last step's output
     assert _paths(upstream) == ["GET /v1/users", "GET /v1/profiles/u-1", "GET /v1/echo/eu"]

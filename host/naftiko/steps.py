@@ -53,7 +53,7 @@ class StepFailed(CallError):
 
 
 class Scope(Mapping[str, Any]):
-    """What step templates see: the caller's arguments by name, and ``step.field`` paths into outputs.
+    """What step templates see: ``step.field`` paths into step outputs, else the caller's arguments.
 
     Iterating gives the caller's arguments only: they, not the step outputs, pass on to each call.
     """
@@ -63,19 +63,20 @@ class Scope(Mapping[str, Any]):
         self.outputs = outputs
 
     def __getitem__(self, name: str) -> Any:
-        if name in self.arguments:
-            return self.arguments[name]
         head, _, rest = name.partition(".")
         if head not in self.outputs:
-            raise KeyError(name)
+            return self.arguments[name]
+        # A step's name always means its output: a caller's argument can neither replace a value the
+        # file reads from an upstream answer nor fill one the answer lacks (that is None, not KeyError,
+        # so no template falls back to a shorter name).
         node = self.outputs[head]
         for part in rest.split(".") if rest else []:
-            if isinstance(node, dict) and part in node:
-                node = node[part]
+            if isinstance(node, dict):
+                node = node.get(part)
             elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
             else:
-                raise KeyError(name)
+                return None
         return node
 
     def __iter__(self) -> Iterator[str]:
@@ -94,8 +95,11 @@ class CallStep:
     projection: tuple[tuple[str, Mapper], ...]  # the consumed operation's named outputs
 
     def arguments(self, scope: Scope) -> dict[str, Any]:
+        """The caller's arguments by name, then what ``with`` sets (or unsets: a ref to nothing)."""
         mapped = self.with_(scope)
-        return {k: v for k, v in mapped.items() if k in scope.arguments or k in self.with_keys}
+        result = {k: v for k, v in scope.arguments.items() if k not in self.with_keys}
+        result.update({k: mapped[k] for k in self.with_keys if k in mapped})
+        return result
 
     def output(self, document: Any) -> Any:
         if not self.projection:

@@ -14,20 +14,16 @@ import json
 import shutil
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from host.app import Host, build
-from host.config import HostConfig
 from host.naftiko import load_capability
-from host.testing import FakeResponse, FakeUpstream, RecordedRequest
+from host.testing import FakeResponse, FakeUpstream, InProcessHost, RecordedRequest, serve_in_process
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "naftiko-reference"
 RESOURCES = REFERENCE / "src" / "test" / "resources"
@@ -119,31 +115,14 @@ SECRETS = {  # the tutorial binds these from shared/secrets.yaml, else from the 
 }
 
 
-@dataclass
-class Served:
-    host: Host
-    rest: TestClient[Any, Any]
-    mcp_url: str
-
-
 @asynccontextmanager
 async def serving(
     files: list[Path], consumes: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str] | None = None
-) -> AsyncIterator[Served]:
+) -> AsyncIterator[InProcessHost]:
     """The capability files built as ``host serve`` builds them, both apps served on loopback ports."""
-    config = HostConfig.model_validate(
-        {"consumes": consumes, "capabilities": [{"path": str(path)} for path in files]}
-    )
-    host = build(config, dict(environ or {}), discover=False)
-    rest = TestClient(TestServer(host.rest, host="127.0.0.1"))
-    mcp = TestServer(host.mcp, host="127.0.0.1")
-    await rest.start_server()
-    await mcp.start_server()
-    try:
-        yield Served(host, rest, str(mcp.make_url("/mcp")))
-    finally:
-        await rest.close()
-        await mcp.close()
+    config = {"consumes": consumes, "capabilities": [{"path": str(path)} for path in files]}
+    async with serve_in_process(config, environ, discover=False) as served:
+        yield served
 
 
 @asynccontextmanager

@@ -212,8 +212,11 @@ async def test_step7_mcp_orchestrated_tool_calls_each_step_and_assembles_the_map
         schema = tools[4].input_schema
         assert schema["properties"]["imo"]["type"] == "string" and "imo" in schema["required"]
         result = await client.call_tool("get-ship-with-crew", {"imo": "IMO-9321483"})
-    assert _structured(result) == SHIP_WITH_CREW
-    assert _paths(upstream) == ["GET /registry/ships/IMO-9321483", "GET /registry/crew"]
+        # Bound variables win in every step, as in single calls: a caller cannot replace them.
+        spoofed = {"imo": "IMO-9321483", "REGISTRY_VERSION": "evil", "Registry-Version": "evil"}
+        again = await client.call_tool("get-ship-with-crew", spoofed)
+    assert _structured(result) == SHIP_WITH_CREW == _structured(again)
+    assert _paths(upstream) == ["GET /registry/ships/IMO-9321483", "GET /registry/crew"] * 2
     for request in upstream.requests:  # every step carries the namespace's auth and parameters
         assert request.headers["Authorization"] == f"Bearer {REGISTRY_TOKEN}"
         assert request.headers["Registry-Version"] == "1.0.0-alpha2"
@@ -521,6 +524,7 @@ async def test_aggregate_mock_is_the_same_payload_over_mcp_and_rest() -> None:
         response = await served.rest.get("/hello", params={"name": "Nina"})
         assert response.status == 200, await response.text()
         assert await response.json() == mcp_payload
+    assert mcp_payload == {"message": "Hello, Nina!", "source": "aggregate-mock"}
 
 
 async def test_step10_ref_to_an_orchestrated_function_over_rest_and_mcp(

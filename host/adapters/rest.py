@@ -196,6 +196,7 @@ def _handler(resource: RestResource, engine: Engine, max_json_depth: int) -> Han
         for name in resource.headers:
             if name in request.headers:
                 arguments[name] = request.headers[name]
+        _typed_from_url(arguments, resource.input_schema)
         if resource.body_argument is not None:
             raw = await request.read()
             if raw:
@@ -209,6 +210,26 @@ def _handler(resource: RestResource, engine: Engine, max_json_depth: int) -> Han
         return _render(await engine.run(target, arguments))
 
     return handle
+
+
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
+def _typed_from_url(arguments: dict[str, Any], schema: Mapping[str, Any] | None) -> None:
+    """Path, query and header values are text: one declared integer, number or boolean is read as
+    such (``?limit=5`` is 5). Text that is not one stays text, and validation then names it."""
+    properties = (schema or {}).get("properties") or {}
+    for name, value in arguments.items():
+        declared = properties.get(name)
+        kind = declared.get("type") if isinstance(declared, Mapping) else None
+        if not isinstance(value, str) or kind not in ("integer", "number", "boolean"):
+            continue
+        if kind == "boolean" and value in ("true", "false"):
+            arguments[name] = value == "true"
+        elif kind == "integer" and re.fullmatch(r"-?(0|[1-9][0-9]*)", value):
+            arguments[name] = int(value)
+        elif kind == "number" and _NUMBER.fullmatch(value):
+            arguments[name] = float(value) if any(c in value for c in ".eE") else int(value)
 
 
 def _json_kind(value: Any) -> str:

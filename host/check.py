@@ -29,8 +29,36 @@ def check_files(
                     bind(api, config.consume(api.namespace), environ, f"capability file {str(path)!r}")
                 except StartupError as exc:
                     report.warnings.append(f"to serve: {exc}")
+        report.notes += explain_tools(report)
         reports.append(report)
     return reports
+
+
+def explain_tools(report: FileReport) -> list[str]:
+    """A note per MCP tool: the operation it calls and its inputs. Tools converted from OpenAPI are
+    already explained by the conversion (with the OpenAPI operation they come from)."""
+    explained = {note.split(":", 2)[1].strip() for note in report.notes if note.startswith("openapi: tool ")}
+    operations = {f"{api.namespace}.{op.name}": op for api in report.apis for op in api.operations}
+    notes = []
+    for tool in report.tools:
+        if f"tool {tool.name}" in explained:
+            continue
+        op = operations.get(tool.operation)
+        where = {p.name: p.in_ or "query" for p in getattr(op.request if op else None, "params", ())}
+        schema = tool.input_schema or {}
+        required = set(schema.get("required") or ())
+        inputs = ", ".join(
+            f"{name} ({where.get(name, 'argument')}, {_type_of(prop)}, "
+            f"{'required' if name in required else 'optional'})"
+            for name, prop in (schema.get("properties") or {}).items()
+        )
+        target = f"{op.method} {op.path}" if op and not op.static else "a static answer"
+        notes.append(f"tool {tool.name}: calls {tool.operation} ({target}); inputs: {inputs or 'none'}")
+    return notes
+
+
+def _type_of(schema: Any) -> str:
+    return str(schema.get("type", "any")) if isinstance(schema, dict) else "any"
 
 
 def check_config(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> list[str]:
@@ -79,6 +107,9 @@ def render_text(reports: Sequence[FileReport]) -> str:
         )
         lines += [f"  error: {error}" for error in report.errors]
         lines += [f"  warning: {warning}" for warning in report.warnings]
+        lines += [
+            f"  note: {note.removeprefix('openapi: ')}" for note in report.notes if "tool " in note[:14]
+        ]
     return "\n".join(lines)
 
 

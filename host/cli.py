@@ -1,4 +1,4 @@
-"""Command line: host serve, host check, host plugins and host new-plugin."""
+"""Command line: host serve, host check, host plugins, host new-plugin and host import."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from host import __version__, scaffold
 from host.config import HostConfig, load_config, override_server
 from host.errors import StartupError
 from host.observability import JsonFormatter, RequestIdFilter, TextFormatter
+from host.openapi import command as openapi_command
 from host.plugins import load_catalog
 from host.secrets import install_redaction
 from host.supervisor import worker_id
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("--config", metavar="FILE", help="host.toml, for [plugins] load")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     scaffold.add_subcommand(commands)
+    openapi_command.add_subcommand(commands)
     return parser
 
 
@@ -87,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "new-plugin":
         return scaffold.run(args)
+    if args.command == "import":
+        return openapi_command.run(args)
     try:
         config = load_config(args.config)
         if args.command == "serve":

@@ -10,9 +10,17 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from host.errors import StartupError
 
@@ -174,6 +182,17 @@ class CapabilityFile(_Section):
     path: Path
     # Folders, besides the file's own, that its static MCP resources and prompts may read.
     resource_dirs: list[Path] = Field(default_factory=list)
+    # An OpenAPI document served directly: converted to a capability at load (path is set to it).
+    openapi: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _openapi_is_the_path(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("openapi") is not None:
+            if data.get("path") is not None and data["path"] != data["openapi"]:
+                raise ValueError("give either path (a capability file) or openapi (an OpenAPI document)")
+            return {**data, "path": data["openapi"]}
+        return data
 
 
 class HostConfig(_Section):
@@ -214,7 +233,9 @@ def load_config(path: str | Path | None) -> HostConfig:
     # Capability paths are relative to the config file, not to the working directory.
     files = [
         CapabilityFile(
-            path=file.parent / entry.path, resource_dirs=[file.parent / d for d in entry.resource_dirs]
+            path=file.parent / entry.path,
+            resource_dirs=[file.parent / d for d in entry.resource_dirs],
+            openapi=entry.openapi and file.parent / entry.openapi,
         )
         for entry in config.capabilities
     ]

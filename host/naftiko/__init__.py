@@ -18,6 +18,7 @@ import yaml
 
 from host.naftiko.compiler import Compiled, Compiler, FileError
 from host.naftiko.document import SPEC_VERSION, SUPPORTED_VERSIONS, normalise
+from host.openapi import OpenApiError, capability_from_openapi, is_openapi
 
 log = logging.getLogger("host.naftiko")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -89,6 +90,14 @@ def load_capability(
     if not isinstance(raw, dict):
         report.errors.append("the document is not a mapping (is this a capability file?)")
         return report
+    if is_openapi(raw):  # an OpenAPI document: converted, then compiled like any capability file
+        try:
+            raw, converted, notes = capability_from_openapi(raw, path, SPEC_VERSION)
+        except OpenApiError as exc:
+            report.errors.append(f"openapi: {exc}")
+            return report
+        report.warnings += converted
+        report.notes += notes
     if "ikanos" in raw and "naftiko" not in raw:
         report.errors.append(
             "ikanos: this is an Ikanos (Naftiko beta) file; this host reads naftiko 1.0.0-alpha2"

@@ -37,7 +37,9 @@ def capability_from_openapi(
     (conversion problems, each refused operation and why) and notes (what each tool comes from)."""
     conversion = convert(parse(document, path), Options(mcp=True, rest=True, version=version))
     warnings = [f"openapi: {warning}" for warning in conversion.warnings]
-    warnings += [f"openapi: {refusal.operation}: not converted: {refusal.reason}" for refusal in conversion.refusals]
+    warnings += [
+        f"openapi: {refusal.operation}: not converted: {refusal.reason}" for refusal in conversion.refusals
+    ]
     notes = [f"openapi: {explanation}" for explanation in conversion.explanations]
     return conversion.document, warnings, notes
 

@@ -166,8 +166,12 @@ def _parameter(parameter: Parameter, api: Api) -> Input | None:
         kind, note = "string", _array_style(parameter)
         text = f"{text} {note}".strip()
     elif kind == "object":
-        raise Unsupported(f"parameter {parameter.name!r} ({where}) is an object; its serialisation is not kept")
-    return Input(parameter.name, where, kind, text or f"The {parameter.name} {where} parameter.", parameter.required)
+        raise Unsupported(
+            f"parameter {parameter.name!r} ({where}) is an object; its serialisation is not kept"
+        )
+    return Input(
+        parameter.name, where, kind, text or f"The {parameter.name} {where} parameter.", parameter.required
+    )
 
 
 def _array_style(parameter: Parameter) -> str:
@@ -187,7 +191,9 @@ def _array_style(parameter: Parameter) -> str:
         return "Comma-separated values."
     if style == "form":
         return _ONE_VALUE
-    raise Unsupported(f"parameter {parameter.name!r} ({parameter.location}) is an array sent as style={style}")
+    raise Unsupported(
+        f"parameter {parameter.name!r} ({parameter.location}) is an array sent as style={style}"
+    )
 
 
 # -- authentication -----------------------------------------------------------------------------
@@ -219,11 +225,17 @@ def _scheme_problem(name: str, scheme: dict[str, Any] | None) -> str | None:
     if kind == "apiKey":
         where = str(scheme.get("in") or "header")
         if where == "cookie":
-            return f"{name!r} is cookie authentication (a session flow); a capability sends header or query keys"
-        return None if where in ("header", "query") and scheme.get("name") else f"{name!r}: apiKey in {where!r}"
+            return (
+                f"{name!r} is cookie authentication (a session flow); a capability sends header or query keys"
+            )
+        return (
+            None if where in ("header", "query") and scheme.get("name") else f"{name!r}: apiKey in {where!r}"
+        )
     if kind == "http":
         http = str(scheme.get("scheme") or "").lower()
-        return None if http in ("bearer", "basic", "digest") else f"{name!r}: HTTP {http or '?'} authentication"
+        return (
+            None if http in ("bearer", "basic", "digest") else f"{name!r}: HTTP {http or '?'} authentication"
+        )
     if kind in ("basic", "oauth2", "openIdConnect"):
         return None
     return f"{name!r}: {kind or 'missing type'} authentication is not supported"
@@ -262,7 +274,9 @@ def _namespaces(base: str, items: list[_Converted]) -> dict[tuple[str, str | Non
     the most used one is named ``base``."""
     counts = Counter(item.scheme for item in items)
     order = sorted(counts, key=lambda scheme: -counts[scheme])
-    names = {scheme: base if i == 0 else f"{base}-{kebab(scheme or 'public')}" for i, scheme in enumerate(order)}
+    names = {
+        scheme: base if i == 0 else f"{base}-{kebab(scheme or 'public')}" for i, scheme in enumerate(order)
+    }
     groups: dict[tuple[str, str | None], list[_Converted]] = {}
     for item in items:
         groups.setdefault((names[item.scheme], item.scheme), []).append(item)

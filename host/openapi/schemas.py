@@ -142,7 +142,7 @@ def plan_body(body: Body, resolver: Resolver, taken: set[str]) -> BodyPlan:
             "one tool input cannot express it"
         )
     node = merged(body.schema, resolver)
-    properties = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+    properties: dict[str, Any] = node["properties"] if isinstance(node.get("properties"), dict) else {}
     required = set(node.get("required") or [])
     flat = choices is None and properties and all(IDENTIFIER.match(name) for name in properties)
     if flat and not taken & set(properties):
@@ -152,7 +152,7 @@ def plan_body(body: Body, resolver: Resolver, taken: set[str]) -> BodyPlan:
                 location="body",
                 type=json_type(prop, resolver) or "string",
                 description=describe(prop, resolver) or f"The body's {name!r} field.",
-                # An optional body's fields are optional: sending none of them sends no body.
+                # The fields of an optional body are all optional.
                 required=body.required and name in required,
             )
             for name, prop in properties.items()

@@ -57,22 +57,23 @@ class Resolver:
 
     def __init__(self, document: Mapping[str, Any], base: Path | None) -> None:
         self.base_uri = base.resolve().as_uri() if base else "urn:openapi:document"
-        root = Resource(contents=document, specification=DRAFT202012)
-        registry: Registry[Any] = Registry(retrieve=self._retrieve).with_resource(self.base_uri, root)
+        root = DRAFT202012.create_resource(document)
+        registry: Registry[Any] = Registry(retrieve=self._retrieve)  # type: ignore[call-arg]  # attrs alias
+        registry = registry.with_resource(self.base_uri, root)
         self._resolver = registry.resolver(base_uri=self.base_uri)
 
     @staticmethod
     def _retrieve(uri: str) -> Resource[Any]:
         parts = urlsplit(uri)
         if parts.scheme != "file":
-            raise NoSuchResource(ref=uri)
+            raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
         path = Path(parts.path)
         try:
             text = path.read_text(encoding="utf-8")
             contents = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_Loader)
         except (OSError, ValueError, yaml.YAMLError):
-            raise NoSuchResource(ref=uri) from None
-        return Resource(contents=contents, specification=DRAFT202012)
+            raise NoSuchResource(ref=uri) from None  # type: ignore[call-arg]
+        return DRAFT202012.create_resource(contents)
 
     def deref(self, node: Any, *, limit: int = 32) -> tuple[Any, str | None]:
         """Follow a chain of ``$ref`` s; returns the target and the last reference followed (or None)."""
@@ -201,7 +202,7 @@ def _security(value: Any) -> list[dict[str, Any]] | None:
 
 def _operations(document: Mapping[str, Any], resolver: Resolver, *, swagger: bool) -> Iterator[Operation]:
     paths = document.get("paths")
-    for path, item in (paths.items() if isinstance(paths, dict) else []):
+    for path, item in paths.items() if isinstance(paths, dict) else []:
         item = resolver.value(item)
         if not isinstance(item, dict):
             continue
@@ -241,8 +242,10 @@ def _merge_parameters(shared: list[Any], own: list[Any], resolver: Resolver) -> 
 
 def _parameter(raw: Mapping[str, Any], resolver: Resolver) -> Parameter:
     schema = raw.get("schema")
-    if schema is None and isinstance(raw.get("content"), dict) and raw["content"]:
-        schema = next(iter(raw["content"].values()), {}).get("schema")
+    content = raw.get("content")
+    if schema is None and isinstance(content, dict):
+        first = next(iter(content.values()), None)
+        schema = first.get("schema") if isinstance(first, dict) else None
     location = str(raw.get("in"))
     return Parameter(
         name=str(raw["name"]),
@@ -310,7 +313,9 @@ def _swagger_inputs(
                     required=bool(p.get("required")) or location == "path",
                     schema=schema,
                     description=str(p.get("description") or "").strip(),
-                    swagger_format=str(p.get("collectionFormat") or "csv") if p.get("type") == "array" else None,
+                    swagger_format=str(p.get("collectionFormat") or "csv")
+                    if p.get("type") == "array"
+                    else None,
                 )
             )
     if form["properties"] and body is None:

@@ -125,40 +125,20 @@ class BodyPlan:
 def plan_body(body: Body, resolver: Resolver, taken: set[str]) -> BodyPlan:
     """Top-level properties become inputs (the reference's rule) unless their names clash with
     ``taken`` or cannot be written; then the body is one ``body`` input, sent as it is."""
-    media = body.media_type.split(";", 1)[0].strip().lower()
-    if media.startswith("multipart/"):
-        raise Unsupported(f"request body {body.media_type}: multipart uploads are not converted")
-    if media == "application/x-www-form-urlencoded":
-        kind = "formUrlEncoded"
-    elif media in ("application/json", "*/*") or media.endswith("+json"):
-        kind = "json"
-    else:
-        raise Unsupported(f"request body {body.media_type} is not JSON or a URL-encoded form")
+    kind = _body_kind(body.media_type)
     choices = alternatives(body.schema, resolver)
-    kind_of_body = json_type(body.schema, resolver)
-    if choices is not None and kind_of_body is None:
+    body_type = json_type(body.schema, resolver)
+    if choices is not None and body_type is None:
         raise Unsupported(
             f"the request body is a oneOf/anyOf of {len(choices)} schemas of different types; "
             "one tool input cannot express it"
         )
     node = merged(body.schema, resolver)
     properties: dict[str, Any] = node["properties"] if isinstance(node.get("properties"), dict) else {}
-    required = set(node.get("required") or [])
-    flat = choices is None and properties and all(IDENTIFIER.match(name) for name in properties)
-    if flat and not taken & set(properties):
-        fields = tuple(
-            Input(
-                name=name,
-                location="body",
-                type=json_type(prop, resolver) or "string",
-                description=describe(prop, resolver) or f"The body's {name!r} field.",
-                # The fields of an optional body are all optional.
-                required=body.required and name in required,
-            )
-            for name, prop in properties.items()
-            if not merged(prop, resolver).get("readOnly")
-        )
-        return BodyPlan(kind, fields=fields)
+    nameable = all(IDENTIFIER.match(name) for name in properties)
+    if choices is None and properties and nameable and not taken & set(properties):
+        required = set(node.get("required") or [])
+        return BodyPlan(kind, fields=tuple(_fields(properties, required, body.required, resolver)))
     if kind == "formUrlEncoded":
         raise Unsupported("the form body has no fields this host can name")
     if "body" in taken:
@@ -167,7 +147,36 @@ def plan_body(body: Body, resolver: Resolver, taken: set[str]) -> BodyPlan:
     if choices is not None:
         names = [merged(c, resolver).get("title") or resolver.deref(c)[1] or "inline" for c in choices]
         text = f"{text} One of: {', '.join(str(n).rsplit('/', 1)[-1] for n in names)}.".strip()
-    return BodyPlan(
-        kind,
-        whole=Input("body", "body", kind_of_body or "object", text or "The request body.", body.required),
-    )
+    description = text or "The request body."
+    return BodyPlan(kind, whole=Input("body", "body", body_type or "object", description, body.required))
+
+
+def _body_kind(media_type: str) -> str:
+    media = media_type.split(";", 1)[0].strip().lower()
+    if media.startswith("multipart/"):
+        raise Unsupported(f"request body {media_type}: multipart uploads are not converted")
+    if media == "application/x-www-form-urlencoded":
+        return "formUrlEncoded"
+    if media in ("application/json", "*/*") or media.endswith("+json"):
+        return "json"
+    raise Unsupported(f"request body {media_type} is not JSON or a URL-encoded form")
+
+
+def _fields(
+    properties: dict[str, Any], required: set[str], body_required: bool, resolver: Resolver
+) -> list[Input]:
+    fields = []
+    for name, prop in properties.items():
+        if merged(prop, resolver).get("readOnly"):
+            continue  # the server sets it; a request never carries it
+        fields.append(
+            Input(
+                name=name,
+                location="body",
+                type=json_type(prop, resolver) or "string",
+                description=describe(prop, resolver) or f"The body's {name!r} field.",
+                # The fields of an optional body are all optional.
+                required=body_required and name in required,
+            )
+        )
+    return fields

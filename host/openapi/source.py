@@ -290,38 +290,39 @@ def _swagger_inputs(
     declared: list[dict[str, Any]], raw: Mapping[str, Any], document: Mapping[str, Any]
 ) -> tuple[list[Parameter], Body | None]:
     """Swagger 2 keeps the schema on the parameter itself, and the body and form fields among them."""
-    parameters: list[Parameter] = []
-    form: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
-    body: Body | None = None
-    consumes = raw.get("consumes") or document.get("consumes") or ["application/json"]
-    for p in declared:
-        location = str(p.get("in"))
-        schema = {key: p[key] for key in _SWAGGER_SCHEMA_KEYS if key in p}
-        if location == "body":
-            json_types = [c for c in consumes if "json" in str(c)]
-            media = str(json_types[0] if json_types else consumes[0])
-            body = Body(media, p.get("schema", {}), bool(p.get("required")), str(p.get("description") or ""))
-        elif location == "formData":
-            form["properties"][str(p["name"])] = {**schema, "description": str(p.get("description") or "")}
-            if p.get("required"):
-                form["required"].append(str(p["name"]))
-        else:
-            parameters.append(
-                Parameter(
-                    name=str(p["name"]),
-                    location=location,
-                    required=bool(p.get("required")) or location == "path",
-                    schema=schema,
-                    description=str(p.get("description") or "").strip(),
-                    swagger_format=str(p.get("collectionFormat") or "csv")
-                    if p.get("type") == "array"
-                    else None,
-                )
-            )
-    if form["properties"] and body is None:
-        multipart = any("multipart" in str(c) for c in consumes) and not any(
-            "urlencoded" in str(c) for c in consumes
-        )
-        media = "multipart/form-data" if multipart else "application/x-www-form-urlencoded"
-        body = Body(media, form, bool(form["required"]))
-    return parameters, body
+    consumes = [str(c) for c in raw.get("consumes") or document.get("consumes") or ["application/json"]]
+    parameters = [_swagger_parameter(p) for p in declared if p.get("in") not in ("body", "formData")]
+    body = next((p for p in declared if p.get("in") == "body"), None)
+    if body is not None:
+        media = next((c for c in consumes if "json" in c), consumes[0])
+        description = str(body.get("description") or "")
+        return parameters, Body(media, body.get("schema", {}), bool(body.get("required")), description)
+    fields = [p for p in declared if p.get("in") == "formData"]
+    return parameters, _swagger_form(fields, consumes) if fields else None
+
+
+def _swagger_form(fields: list[dict[str, Any]], consumes: list[str]) -> Body:
+    properties = {
+        str(p["name"]): {**_swagger_schema(p), "description": p.get("description") or ""} for p in fields
+    }
+    required = [str(p["name"]) for p in fields if p.get("required")]
+    form = {"type": "object", "properties": properties, "required": required}
+    urlencoded = any("urlencoded" in c for c in consumes) or not any("multipart" in c for c in consumes)
+    media = "application/x-www-form-urlencoded" if urlencoded else "multipart/form-data"
+    return Body(media, form, bool(required))
+
+
+def _swagger_schema(parameter: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: parameter[key] for key in _SWAGGER_SCHEMA_KEYS if key in parameter}
+
+
+def _swagger_parameter(p: Mapping[str, Any]) -> Parameter:
+    location = str(p.get("in"))
+    return Parameter(
+        name=str(p["name"]),
+        location=location,
+        required=bool(p.get("required")) or location == "path",
+        schema=_swagger_schema(p),
+        description=str(p.get("description") or "").strip(),
+        swagger_format=str(p.get("collectionFormat") or "csv") if p.get("type") == "array" else None,
+    )

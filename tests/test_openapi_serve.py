@@ -244,3 +244,138 @@ def test_check_config_explains_each_tool(petstore_31: Served) -> None:
     assert "from GET /pets (operationId listPets)" in result.stdout
     assert "limit (query, integer, optional)" in result.stdout
     assert TOKEN not in result.stdout + result.stderr
+
+
+# A document of our own for what the fixtures lack: a form body, header and cookie parameters, a csv
+# array, a oneOf body of objects (one whole-body input), OAuth 2 (a bearer token) and a query API key.
+SHAPES = {
+    "openapi": "3.1.0",
+    "info": {"title": "Shapes", "version": "1"},
+    "servers": [{"url": "https://shapes.example/{stage}", "variables": {"stage": {"default": "v1"}}}],
+    "security": [{"oauth": ["read"]}],
+    "components": {
+        "securitySchemes": {
+            "oauth": {
+                "type": "oauth2",
+                "flows": {"clientCredentials": {"tokenUrl": "https://x/t", "scopes": {}}},
+            },
+            "key": {"type": "apiKey", "in": "query", "name": "key"},
+        },
+        "schemas": {
+            "Circle": {"type": "object", "title": "Circle", "properties": {"r": {"type": "number"}}},
+            "Square": {"type": "object", "title": "Square", "properties": {"side": {"type": "number"}}},
+        },
+    },
+    "paths": {
+        "/tokens": {
+            "post": {
+                "operationId": "makeToken",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"grant": {"type": "string"}, "n": {"type": "integer"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": {"description": "ok"}},
+            }
+        },
+        "/shapes/{id}": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "put": {
+                "operationId": "putShape",
+                "parameters": [
+                    {"name": "X-Trace", "in": "header", "schema": {"type": "string"}},
+                    {"name": "session", "in": "cookie", "schema": {"type": "string"}},
+                    {
+                        "name": "tags",
+                        "in": "query",
+                        "explode": False,
+                        "schema": {"type": "array", "items": {"type": "string"}},
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/Circle"},
+                                    {"$ref": "#/components/schemas/Square"},
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": {"description": "ok"}},
+            },
+            "get": {"security": [{"key": []}], "responses": {"200": {"description": "ok"}}},
+        },
+    },
+}
+ACCESS = "acc-5e4d3c2b1a09f"
+KEY = "qk-0a1b2c3d4e5f6"
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory, fake: FakeUpstream) -> Iterator[Served]:
+    import yaml
+
+    directory = tmp_path_factory.mktemp("shapes")
+    (directory / "shapes.yaml").write_text(yaml.safe_dump(SHAPES, sort_keys=False))
+    host = start_host_server(
+        directory,
+        [],
+        {ns: {"base_uri": fake.url + "/v1"} for ns in ("shapes", "shapes-key")},
+        toml_extra='[[capabilities]]\nopenapi = "shapes.yaml"\n',
+        environment={"SHAPES_ACCESS_TOKEN": ACCESS, "SHAPES_KEY_API_KEY": KEY},
+    )
+    yield Served(host, fake)
+    host.stop()
+
+
+async def _form_token(served: Served, over: str) -> RecordedRequest:
+    call = Call(
+        "make-token",
+        {"grant": "client", "n": 2},
+        ("POST", "/tokens", {}, {"grant": "client", "n": 2}),
+        ("", "", {}, None),
+        None,
+    )
+    request, _ = await (_over_rest if over == "rest" else _over_mcp)(served, call)
+    return request
+
+
+@pytest.mark.parametrize("over", ["rest", "mcp"])
+async def test_form_body_header_cookie_csv_oneof_and_auth(shapes: Served, over: str) -> None:
+    via = _over_rest if over == "rest" else _over_mcp
+    token = await _form_token(shapes, over)
+    assert (token.method, token.path) == ("POST", "/v1/tokens")
+    assert token.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
+    assert token.text in ("grant=client&n=2", "n=2&grant=client")
+    assert token.headers["Authorization"] == f"Bearer {ACCESS}"
+
+    shape = {"side": 2.5}
+    put = Call(
+        "put-shape",
+        {"id": 4, "X-Trace": "t-1", "session": "s 1", "tags": "a,b", "body": shape},
+        ("PUT", "/shapes/4?tags=a,b", {"X-Trace": "t-1", "Cookie": "session=s 1"}, shape),
+        ("", "", {}, None),
+        None,
+    )
+    request, _ = await via(shapes, put)
+    assert (request.method, request.path, dict(request.query)) == ("PUT", "/v1/shapes/4", {"tags": "a,b"})
+    assert request.headers["X-Trace"] == "t-1"
+    assert request.json() == shape
+    assert request.headers["Authorization"] == f"Bearer {ACCESS}"
+    if over == "mcp":  # the REST caller's own cookies never reach the upstream; a declared cookie input does
+        assert request.headers["Cookie"] == "session=s%201"
+
+    get = Call("get-shapes-id", {"id": 9}, ("GET", "/shapes/9", {}, None), ("", "", {}, None), None)
+    request, _ = await via(shapes, get)
+    assert (request.path, dict(request.query)) == ("/v1/shapes/9", {"key": KEY})
+    assert "Authorization" not in request.headers

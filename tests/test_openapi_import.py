@@ -364,3 +364,85 @@ def test_an_unreadable_document_is_a_clear_error(tmp_path: Path) -> None:
 def test_help_lists_import() -> None:
     result = host("--help", cwd=Path.cwd())
     assert "import" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("listAllPets", "list-all-pets"),
+        ("Petstore API", "petstore-api"),
+        ("MyAwesomeService", "my-awesome-service"),
+        ("/users/{id}", "users-id"),
+        ("/pets/{petId}", "pets-pet-id"),
+    ],
+)
+def test_kebab_case_as_the_reference(text: str, expected: str) -> None:
+    from host.openapi.names import kebab
+
+    assert kebab(text) == expected
+
+
+SCHEMES: dict[str, tuple[dict[str, Any], dict[str, Any], str | None]] = {
+    "apiKey": (
+        {"type": "apiKey", "name": "X-API-Key", "in": "header"},
+        {"type": "apikey", "key": "X-API-Key", "value": "{{ZOO_API_KEY}}", "placement": "header"},
+        None,
+    ),
+    "bearer": ({"type": "http", "scheme": "bearer"}, {"type": "bearer", "token": "{{ZOO_TOKEN}}"}, None),
+    "basic": (
+        {"type": "http", "scheme": "basic"},
+        {"type": "basic", "username": "{{ZOO_USERNAME}}", "password": "{{ZOO_PASSWORD}}"},
+        None,
+    ),
+    "digest": (
+        {"type": "http", "scheme": "digest"},
+        {"type": "digest", "username": "{{ZOO_USERNAME}}", "password": "{{ZOO_PASSWORD}}"},
+        "Digest authentication mapped",
+    ),
+    "oauth2": (
+        {"type": "oauth2", "flows": {}},
+        {"type": "bearer", "token": "{{ZOO_ACCESS_TOKEN}}"},
+        "oauth2",
+    ),
+    "openIdConnect": (
+        {"type": "openIdConnect", "openIdConnectUrl": "https://id.example/.well-known/openid-configuration"},
+        {"type": "bearer", "token": "{{ZOO_ACCESS_TOKEN}}"},
+        "openIdConnect",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(SCHEMES))
+def test_security_schemes_become_authentication_with_bound_variables(kind: str, tmp_path: Path) -> None:
+    scheme, expected, warning = SCHEMES[kind]
+    ping = {"get": {"operationId": "ping", "responses": {"200": {"description": "ok"}}}}
+    document = api({"/ping": ping}, components={"securitySchemes": {"s": scheme}}, security=[{"s": []}])
+    conversion = import_file(write(tmp_path, document), Options())
+    assert conversion.document["capability"]["consumes"][0]["authentication"] == expected
+    assert conversion.document["binds"][0]["keys"] == {v: v for v in conversion.variables}
+    if warning:
+        assert any(warning in w for w in conversion.warnings), conversion.warnings
+    assert schema_errors(conversion.document, "1.0.0-alpha3") == []
+
+
+def test_a_scheme_without_type_is_refused_by_name(tmp_path: Path) -> None:
+    ping = {"get": {"operationId": "ping", "responses": {"200": {"description": "ok"}}}}
+    document = api({"/ping": ping}, components={"securitySchemes": {"broken": {}}}, security=[{"broken": []}])
+    (refusal,) = import_file(write(tmp_path, document), Options()).refusals
+    assert (
+        str(refusal)
+        == "GET /ping (operationId ping): security: 'broken': missing type authentication is not supported"
+    )
+
+
+def test_config_takes_path_or_openapi_not_both(tmp_path: Path) -> None:
+    from host.config import load_config
+    from host.errors import StartupError
+
+    config = tmp_path / "host.toml"
+    config.write_text('[[capabilities]]\nopenapi = "api.yaml"\n')
+    (entry,) = load_config(config).capabilities
+    assert entry.path == entry.openapi == tmp_path / "api.yaml"
+    config.write_text('[[capabilities]]\nopenapi = "api.yaml"\npath = "other.yaml"\n')
+    with pytest.raises(StartupError, match="give either path"):
+        load_config(config)

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from mcp import Client
 
-from host.testing import FakeUpstream, HostServer, RecordedRequest, start_host_server
+from host.testing import FakeUpstream, HostServer, RecordedRequest, start_host_server, write_host_toml
 
 FIXTURES = (
     Path(__file__).resolve().parents[1].parent / "shared" / "naftiko-reference" / "src/test/resources/openapi"
@@ -228,9 +228,14 @@ async def test_a_missing_required_argument_sends_nothing(petstore_31: Served) ->
     assert petstore_31.fake.requests == []
 
 
-def test_check_config_explains_each_tool(petstore_31: Served) -> None:
+def test_check_config_explains_each_tool(tmp_path: Path) -> None:
+    body = (
+        '[consumes.petstore-31]\nbase_uri = "http://127.0.0.1:9"\n\n'
+        f'[[capabilities]]\nopenapi = "{FIXTURES / "petstore-3.1.yaml"}"\n'
+    )
+    config = write_host_toml(tmp_path, body)  # free ports: check --config also checks they can be bound
     result = subprocess.run(
-        [sys.executable, "-m", "host", "check", "--config", str(petstore_31.host.config_path)],
+        [sys.executable, "-m", "host", "check", "--config", str(config)],
         capture_output=True,
         text=True,
         env={"PATH": "/usr/bin:/bin", "HOST_LOAD_PLUGINS": "", "PETSTORE_31_TOKEN": TOKEN},

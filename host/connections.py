@@ -164,8 +164,11 @@ class GuardedProtocol(asyncio.Protocol):
     @property
     def idle(self) -> bool:
         """Waiting for a request (none in progress): safe to close without losing an answer."""
-        # aiohttp sets _waiter exactly while its request loop waits for the next complete request header.
-        return getattr(self.handler, "_waiter", None) is not None
+        # aiohttp's request loop waits on _waiter for the next complete request header; once a request has
+        # arrived the future is done (though not yet cleared), and closing then would lose its answer.
+        # aiohttp's own keep-alive check reads it the same way.
+        waiter = getattr(self.handler, "_waiter", None)
+        return waiter is not None and not waiter.done()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass

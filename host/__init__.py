@@ -8,11 +8,15 @@ from host.errors import InvalidArguments
 from host.hookspecs import hookimpl
 from host.model import (
     ANY_OBJECT,
+    ApiKeyAuth,
     AudioBlock,
+    BasicAuth,
     BearerAuth,
+    CallerAuth,
     ConsumedApi,
     ConsumedOperation,
     ContentBlock,
+    DigestAuth,
     EnvVar,
     ImageBlock,
     InputHook,
@@ -39,12 +43,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ANY_OBJECT",
+    "ApiKeyAuth",
     "AudioBlock",
+    "BasicAuth",
     "BearerAuth",
     "CallReport",
+    "CallerAuth",
     "ConsumedApi",
     "ConsumedOperation",
     "ContentBlock",
+    "DigestAuth",
     "EnvVar",
     "ImageBlock",
     "InputHook",

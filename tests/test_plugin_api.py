@@ -86,7 +86,10 @@ def test_the_types_a_plugin_author_needs_are_exported() -> None:
     assert host.MockHandler is MockHandler
     assert host.InputHook is InputHook
     assert host.OutputMapping is OutputMapping
-    assert {"InvalidArguments", "MockHandler", "InputHook", "OutputMapping"} <= set(host.__all__)
+    assert {"InvalidArguments", "MockHandler", "InputHook", "OutputMapping", "CallerAuth"} <= set(
+        host.__all__
+    )
+    assert all(hasattr(host, name) for name in host.__all__)
 
 
 def test_capability_files_are_served_by_the_builtin_plugin_through_the_hooks(tmp_path: Path) -> None:

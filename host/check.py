@@ -107,9 +107,8 @@ def render_text(reports: Sequence[FileReport]) -> str:
         )
         lines += [f"  error: {error}" for error in report.errors]
         lines += [f"  warning: {warning}" for warning in report.warnings]
-        lines += [
-            f"  note: {note.removeprefix('openapi: ')}" for note in report.notes if "tool " in note[:14]
-        ]
+        tool_notes = (note.removeprefix("openapi: ") for note in report.notes)
+        lines += [f"  note: {note}" for note in tool_notes if note.startswith("tool ")]
     return "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ import yaml
 _VOID = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 )
-_IMPLIED_END = {"tr": {"tr"}, "td": {"td", "th"}, "th": {"td", "th"}, "p": {"p"}, "li": {"li"}}
+_IMPLIED_END = {"tr": {"tr", "td", "th"}, "td": {"td", "th"}, "th": {"td", "th"}, "p": {"p"}, "li": {"li"}}
 
 
 @dataclass(eq=False)
@@ -63,7 +63,7 @@ class _TreeBuilder(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         closes = _IMPLIED_END.get(tag, set())
-        if self.current.tag in closes and self.current.parent is not None:
+        while self.current.tag in closes and self.current.parent is not None:
             self.current = self.current.parent  # an unclosed <td>, <tr>, <li> ends at its next sibling
         node = _Node(tag, {name: value or "" for name, value in attrs}, parent=self.current)
         self.current.children.append(node)
@@ -106,7 +106,9 @@ def _table_rows(table: _Node) -> list[dict[str, str]]:
         return []
     header_index = next((i for i, row in enumerate(rows) if any(c.tag == "th" for c in row)), 0)
     header = [cell.text() for cell in rows[header_index]]
-    return [_row(header, [cell.text() for cell in row]) for row in rows[header_index + 1 :] if row]
+    # A later row holding a <th> is another header or a label row, not data (as in the reference).
+    data = [row for row in rows[header_index + 1 :] if row and not any(c.tag == "th" for c in row)]
+    return [_row(header, [cell.text() for cell in row]) for row in data]
 
 
 def _row(header: list[str], cells: list[str]) -> dict[str, str]:

@@ -24,6 +24,7 @@ from host.app import announce, authenticators, build, build_core, check_exposure
 from host.config import HostConfig
 from host.connections import guarded_sites
 from host.shutdown import FORCED_STOP, finish_in_flight
+from host.stdio_drain import answer_before_eof
 from host.supervisor import worker_id
 
 __all__ = ["authenticators", "check_exposure", "serve", "serve_stdio"]  # the first two moved to host.app
@@ -101,7 +102,13 @@ async def serve_stdio(
     service = McpService(engine, core.catalog)
     await engine.start()
     try:
-        async with stdio_server() as (read_stream, write_stream):
+        async with (
+            stdio_server() as (stdin, stdout),
+            answer_before_eof(stdin, stdout, grace=config.limits.request_timeout) as (
+                read_stream,
+                write_stream,
+            ),
+        ):
             await service.server.run(
                 read_stream, write_stream, service.server.create_initialization_options()
             )

@@ -35,6 +35,7 @@ class Compiled:
     stdio_tools: list[McpTool] = field(default_factory=list)
     # (namespace, description) of each HTTP MCP adapter: the server's name and instructions (§4.9)
     mcp_adapters: list[tuple[str, str]] = field(default_factory=list)
+    stdio_adapters: list[tuple[str, str]] = field(default_factory=list)  # the same, transport: stdio
 
 
 @dataclass

@@ -90,6 +90,7 @@ def _mcp_adapter(ctx: Context, adapter: dict[str, Any], namespace: str, path: st
     stdio = adapter.get("transport") == "stdio"
     if stdio:
         ctx.note(path, "stdio MCP adapter: its tools are served by `host serve --stdio FILE`")
+        ctx.out.stdio_adapters.append((namespace, str(adapter.get("description") or "")))
     else:
         ctx.out.mcp_adapters.append((namespace, str(adapter.get("description") or "")))
     for index, tool in enumerate(ctx.list_of(adapter, "tools", f"{path}.tools")):

@@ -38,6 +38,9 @@ class CapabilityFile:
     ) -> CapabilityFile:
         """Read and compile ``path``; problems are in ``report.errors`` (this never raises for a bad file)."""
         report = load_capability(path, strict=strict, environ=environ, resource_dirs=resource_dirs)
+        if stdio and report.stdio_tools:
+            # Over stdio the file's stdio adapter is the one served: it names the server (README).
+            report.mcp_adapters = report.stdio_adapters
         return cls(report, stdio=stdio)
 
     @hookimpl

@@ -649,3 +649,56 @@ async def test_forward_value_fixture_sends_its_value_headers(upstream: FakeUpstr
     assert request.path == "/v1/test"
     assert request.headers["X-API-Version"] == "2026-03-03"
     assert request.headers["X-API-Key"] == "secret-key-123"
+
+
+MANIFEST_RESOURCE = """\
+naftiko: "1.0.0-alpha2"
+capability:
+  consumes:
+    - type: http
+      namespace: registry
+      baseUri: http://localhost:19999
+      resources:
+        - name: voyage
+          path: "/voyages/{{voyageId}}"
+          operations: [{name: get-voyage, method: GET, inputParameters: [{name: voyageId, in: path}]}]
+        - {name: crew, path: /crew, operations: [{name: list-crew, method: GET}]}
+  exposes:
+    - type: mcp
+      port: 0
+      namespace: shipyard-docs
+      resources:
+        - name: voyage-crew
+          label: Voyage crew
+          description: The crew of a voyage
+          uri: "voyages://{voyageId}/crew"
+          steps:
+            - {name: get-voyage, type: call, call: registry.get-voyage, with: {voyageId: "{{voyageId}}"}}
+            - {name: list-crew, type: call, call: registry.list-crew}
+            - type: lookup
+              name: crew
+              index: list-crew
+              match: crewId
+              lookupValue: $.get-voyage.crewIds
+              outputParameters: [fullName]
+          mappings:
+            - {targetName: voyage, value: $.get-voyage.voyageId}
+            - {targetName: crew, value: $.crew}
+"""
+
+
+async def test_mcp_resource_with_steps(upstream: FakeUpstream, tmp_path: Path) -> None:
+    """The spec allows `steps` on MCP resources too: the resource reads the assembled result."""
+    _registry(upstream, prefix="")
+    capability = tmp_path / "docs.yaml"
+    capability.write_text(MANIFEST_RESOURCE)
+    async with (
+        serving([capability], {"registry": {"base_uri": upstream.url}}) as served,
+        mcp_client(served.mcp_url) as client,
+    ):
+        result = await client.read_resource("voyages://VOY-2026-042/crew")
+    assert json.loads(result.contents[0].text) == {
+        "voyage": "VOY-2026-042",
+        "crew": [{"fullName": "Erik Lindström"}, {"fullName": "Aiko Tanaka"}],
+    }
+    assert _paths(upstream) == ["GET /voyages/VOY-2026-042", "GET /crew"]

@@ -1,0 +1,110 @@
+"""The shipyard tutorial against its Microcks mocks (src/main/resources/tutorial, .github/microcks).
+
+Replays tutorial/Step2ShipyardMcpClientIntegrationTest: the tools listed with their input schemas, and
+each call's mapped answer, the registry namespace pointed at the mock answers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from host.testing import FakeUpstream, RecordedRequest
+from host.testing.inprocess import InProcessHost
+from tests.naftiko_reference.conftest import MICROCKS, TUTORIAL, replays, serve_capability
+from tests.naftiko_reference.microcks import serve_microcks
+
+SHIP_FIELDS = {"imo", "name", "type", "flag", "status"}
+
+
+async def _call(client: Client, tool: str, arguments: dict[str, Any]) -> Any:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result
+    return json.loads(result.content[0].text)  # type: ignore[union-attr]
+
+
+@replays("Step2ShipyardMcpClientIntegrationTest", 27)
+async def test_step_2_wiring() -> None:
+    with FakeUpstream() as fake:
+        serve_microcks(fake, MICROCKS / "naftiko-shipyard-maritime-registry-api.yaml")
+        capability = TUTORIAL / "step-2-shipyard-wiring.yml"
+        async with (
+            serve_capability(capability, fake, namespaces={"registry": ""}) as host,
+            host.mcp_client() as client,
+        ):
+            tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+            assert list(tools) == ["list-ships", "get-ship"]
+            listing, lookup = tools["list-ships"].input_schema, tools["get-ship"].input_schema
+            assert listing["properties"]["status"]["type"] == "string"
+            assert "status" not in listing.get("required", [])
+            assert lookup["properties"]["imo"]["type"] == "string"
+            assert "imo" in lookup["required"]
+            ships = await _call(client, "list-ships", {})
+            assert isinstance(ships, list) and ships
+            assert set(ships[0]) >= SHIP_FIELDS and ships[0]["imo"] and ships[0]["name"]
+            active = await _call(client, "list-ships", {"status": "active"})
+            assert active and all(ship["status"] == "active" for ship in active)
+            ship = await _call(client, "get-ship", {"imo": "IMO-9321483"})
+            assert isinstance(ship, dict) and set(ship) >= SHIP_FIELDS
+            assert ship["imo"] == "IMO-9321483"
+
+
+MCP_TOKEN = "sk-mcp-YYYYYYYYYYYY"  # tutorial/shared/secrets.yaml, as the Java tests read it
+HEADERS = {"Accept": "application/json, text/event-stream", "Authorization": f"Bearer {MCP_TOKEN}"}
+
+
+async def _rpc(host: InProcessHost, method: str, params: dict[str, Any]) -> Any:
+    answer = await host.mcp.post(
+        "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, headers=HEADERS
+    )
+    assert answer.status == 200, await answer.text()
+    return (await answer.json())["result"]
+
+
+async def _tool(host: InProcessHost, name: str, arguments: dict[str, Any]) -> Any:
+    result = await _rpc(host, "tools/call", {"name": name, "arguments": arguments})
+    assert not result.get("isError"), result
+    return json.loads(result["content"][0]["text"])
+
+
+async def _secured_step(step: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, list[RecordedRequest]]:
+    """Tools listed, then list-ships and get-ship called with the MCP token from the secrets file."""
+    monkeypatch.chdir(TUTORIAL)  # binds read file:///./shared/secrets.yaml from the working directory
+    with FakeUpstream() as fake:
+        serve_microcks(fake, MICROCKS / "naftiko-shipyard-maritime-registry-api.yaml")
+        async with serve_capability(TUTORIAL / step, fake, namespaces={"registry": ""}) as host:
+            tools = (await _rpc(host, "tools/list", {}))["tools"]
+            assert [tool["name"] for tool in tools] == ["list-ships", "get-ship"]
+            listing, lookup = tools[0]["inputSchema"], tools[1]["inputSchema"]
+            assert listing["properties"]["status"]["type"] == "string"
+            assert "status" not in listing.get("required", [])
+            assert lookup["properties"]["imo"]["type"] == "string"
+            assert "imo" in lookup["required"]
+            with fake.capture() as seen:
+                ships = await _tool(host, "list-ships", {})
+                ship = await _tool(host, "get-ship", {"imo": "IMO-9321483"})
+    assert isinstance(ships, list) and ships
+    assert set(ships[0]) >= SHIP_FIELDS and ships[0]["imo"] and ships[0]["name"]
+    assert isinstance(ship, dict) and set(ship) >= SHIP_FIELDS
+    assert ship["imo"] == "IMO-9321483"
+    return ships, ship, seen
+
+
+@replays("Step3ShipyardMcpClientIntegrationTest", 27)
+async def test_step_3_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, _, seen = await _secured_step("step-3-shipyard-auth.yml", monkeypatch)
+    assert [request.headers["Authorization"] for request in seen] == ["Bearer dummy-token"] * 2
+    assert {request.headers["Registry-Version"] for request in seen} == {"1.0.0-alpha2"}
+
+
+@replays("Step4ShipyardMcpClientIntegrationTest", 33)
+async def test_step_4_output_shaping(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, ship, _ = await _secured_step("step-4-shipyard-output-shaping.yml", monkeypatch)
+    assert all(ship[name] for name in ("name", "type", "flag", "status"))
+    specs = ship["specs"]
+    assert isinstance(specs, dict)
+    for name in ("yearBuilt", "tonnage", "length"):
+        assert isinstance(specs[name], int | float) and not isinstance(specs[name], bool), specs

@@ -23,6 +23,7 @@ from host.adapters.mcp import MCP_PATH, McpService
 from host.app import announce, authenticators, build, build_core, check_exposure
 from host.config import HostConfig
 from host.connections import guarded_sites
+from host.reload import announce_ready, watch
 from host.shutdown import FORCED_STOP, finish_in_flight
 from host.stdio_drain import answer_before_eof
 from host.supervisor import worker_id
@@ -33,6 +34,7 @@ log = logging.getLogger("host")
 
 
 async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str]) -> int:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until watch() answers it: never die of it
     host = build(config, environ, strict=strict)
     announce(host)
     server, limits = config.server, config.limits
@@ -69,6 +71,8 @@ async def serve(config: HostConfig, *, strict: bool, environ: Mapping[str, str])
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        watch(loop, stop.set)  # SIGHUP, and the supervisor's death
+        announce_ready()
         await stop.wait()
         deadline = loop.time() + server.drain_delay + server.shutdown_grace  # the whole budget
         host.draining = True  # /readyz answers 503 from now on

@@ -5,7 +5,9 @@ with ``SO_REUSEPORT``, so the kernel spreads new connections across workers.
 MCP is stateless, so any worker answers any request. The supervisor binds
 nothing itself: it checks the configuration once (so a bad config fails fast
 instead of crash-looping), starts the workers, restarts one that dies, and on
-SIGTERM or SIGINT forwards the signal and waits for every worker to drain.
+SIGTERM or SIGINT forwards the signal and waits for every worker to drain. SIGHUP
+reloads: the new configuration is checked, new workers start, then the old ones
+drain; workers exit when the supervisor dies (see :mod:`host.reload`).
 
 Everything a worker keeps in memory (rate limits, circuit breakers, metrics)
 is per worker.
@@ -25,6 +27,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from host.reload import LIFELINE_ENV, READY_ENV, check_configuration, wait_ready
+
 log = logging.getLogger("host.supervisor")
 
 WORKER_ENV = "HOST_WORKER_ID"
@@ -39,6 +43,7 @@ class Worker:
     process: subprocess.Popen[bytes]
     started: float = field(default_factory=time.monotonic)
     delay: float = RESTART_DELAY_MIN
+    ready: int | None = None  # the read end of its ready pipe, until a reload waits on it
 
 
 class Supervisor:
@@ -47,7 +52,11 @@ class Supervisor:
     def __init__(self, workers: int, worker_args: Sequence[str], environ: Mapping[str, str]) -> None:
         self.workers, self.worker_args, self.environ = workers, list(worker_args), environ
         self.stopping = False
+        self.reload_asked = False
         self.pool: dict[int, Worker] = {}
+        self.retiring: list[Worker] = []  # replaced by a reload, draining
+        # The kernel closes the write end when this process dies, however it dies: workers then drain.
+        self.lifeline_read, self.lifeline_write = os.pipe()
         self.pending_restart: dict[int, float] = {}  # worker number -> when to start it again
         # Input-required MCP results carry encrypted state that any worker must be able to open again, and
         # metrics from every worker are gathered from one directory, so any worker's /metrics shows them all.
@@ -62,32 +71,100 @@ class Supervisor:
             return
         self.stopping = True
         log.info("supervisor: %s received; draining %d worker(s)", signal.Signals(signum).name, self.workers)
-        for worker in self.pool.values():
+        for worker in [*self.pool.values(), *self.retiring]:
             if worker.process.poll() is None:
                 worker.process.send_signal(signal.SIGTERM)
 
+    def hangup(self, signum: int, frame: object) -> None:
+        self.reload_asked = True  # done by the main loop, not inside the signal handler
+
     def spawn(self, number: int, delay: float = RESTART_DELAY_MIN) -> None:
-        env = {**self.environ, **self.shared, WORKER_ENV: str(number)}
-        process = subprocess.Popen([sys.executable, "-m", "host", *self.worker_args], env=env)
+        ready_read, ready_write = os.pipe()
+        env = {
+            **self.environ,
+            **self.shared,
+            WORKER_ENV: str(number),
+            LIFELINE_ENV: str(self.lifeline_read),
+            READY_ENV: str(ready_write),
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "host", *self.worker_args],
+            env=env,
+            pass_fds=(self.lifeline_read, ready_write),
+        )
+        os.close(ready_write)
         log.info("supervisor: worker %d started (pid %d)", number, process.pid)
-        self.pool[number] = Worker(number, process, delay=delay)
+        previous = self.pool.get(number)
+        if previous is not None and previous.ready is not None:
+            os.close(previous.ready)
+        self.pool[number] = Worker(number, process, delay=delay, ready=ready_read)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGHUP, self.hangup)
         for number in range(1, self.workers + 1):
             self.spawn(number)
         while not (self.stopping and self.all_exited()):
             if not self.stopping:
                 self.schedule_restarts()
                 self.restart_due()
+                if self.reload_asked:
+                    self.reload_asked = False
+                    self.reload()
+            self.reap_retired()
             time.sleep(0.1)
         if self.own_metrics_dir:
             shutil.rmtree(self.shared[METRICS_ENV], ignore_errors=True)
         return self.outcome()
 
     def all_exited(self) -> bool:
-        return all(worker.process.poll() is not None for worker in self.pool.values())
+        return all(worker.process.poll() is not None for worker in [*self.pool.values(), *self.retiring])
+
+    def reload(self) -> None:
+        """Check the new configuration, start a new set of workers, then drain the old ones once every
+        new one listens; on any failure the old workers keep serving."""
+        log.info("supervisor: SIGHUP received; checking the configuration and the installed plugins")
+        problem = check_configuration(self.worker_args, self.environ)
+        if problem:
+            log.error("supervisor: reload refused, the current workers keep serving: %s", problem)
+            return
+        old, self.pool = self.pool, {}
+        self.pending_restart.clear()
+        for number in range(1, self.workers + 1):
+            self.spawn(number)
+        ready = {number: worker.ready for number, worker in self.pool.items() if worker.ready is not None}
+        for worker in self.pool.values():
+            worker.ready = None  # wait_ready closes them
+        if not wait_ready(ready, lambda: not self.stopping):
+            log.error(
+                "supervisor: reload refused: a new worker did not start; the current workers keep serving"
+            )
+            self.retire(list(self.pool.values()))
+            self.pool = old
+            if self.stopping:  # SIGTERM came during the wait and signalled only the new workers
+                self.retire(list(old.values()))
+            return
+        self.retire(list(old.values()))
+        log.info("supervisor: reloaded; %d new worker(s) serving, the old ones draining", self.workers)
+
+    def retire(self, workers: Sequence[Worker]) -> None:
+        for worker in workers:
+            if worker.ready is not None:
+                os.close(worker.ready)
+                worker.ready = None
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGTERM)
+            self.retiring.append(worker)
+
+    def reap_retired(self) -> None:
+        for worker in [worker for worker in self.retiring if worker.process.poll() is not None]:
+            log.info(
+                "supervisor: old worker (pid %d) exited with %s",
+                worker.process.pid,
+                worker.process.returncode,
+            )
+            self.retiring.remove(worker)
 
     def schedule_restarts(self) -> None:
         for number, worker in self.pool.items():

@@ -29,6 +29,7 @@ OUTER = (
     "host.cli",
     "host.server",
     "host.supervisor",
+    "host.reload",
     "host.app",
     "host.check",
     "host.scaffold",

@@ -70,14 +70,22 @@ async def _tool(host: InProcessHost, name: str, arguments: dict[str, Any]) -> An
     return json.loads(result["content"][0]["text"])
 
 
-async def _secured_step(step: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, list[RecordedRequest]]:
-    """Tools listed, then list-ships and get-ship called with the MCP token from the secrets file."""
+async def _secured_step(
+    step: str, monkeypatch: pytest.MonkeyPatch, *, legacy: bytes | None = None
+) -> tuple[Any, Any, list[RecordedRequest], Any]:
+    """Tools listed, then list-ships and get-ship called with the MCP token from the secrets file.
+    ``legacy``: the legacy dockyard's XML answer to ``GET /vessels`` (step 5), served on the same fake."""
     monkeypatch.chdir(TUTORIAL)  # binds read file:///./shared/secrets.yaml from the working directory
     with FakeUpstream() as fake:
         serve_microcks(fake, MICROCKS / "naftiko-shipyard-maritime-registry-api.yaml")
-        async with serve_capability(TUTORIAL / step, fake, namespaces={"registry": ""}) as host:
+        namespaces, vessels = {"registry": ""}, None
+        if legacy is not None:
+            fake.route("GET", "/vessels", body=legacy, content_type="application/xml")
+            namespaces["legacy"] = ""
+        async with serve_capability(TUTORIAL / step, fake, namespaces=namespaces) as host:
             tools = (await _rpc(host, "tools/list", {}))["tools"]
-            assert [tool["name"] for tool in tools] == ["list-ships", "get-ship"]
+            extra = ["list-legacy-vessels"] if legacy is not None else []
+            assert [tool["name"] for tool in tools] == ["list-ships", "get-ship", *extra]
             listing, lookup = tools[0]["inputSchema"], tools[1]["inputSchema"]
             assert listing["properties"]["status"]["type"] == "string"
             assert "status" not in listing.get("required", [])
@@ -86,25 +94,53 @@ async def _secured_step(step: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any
             with fake.capture() as seen:
                 ships = await _tool(host, "list-ships", {})
                 ship = await _tool(host, "get-ship", {"imo": "IMO-9321483"})
+                if legacy is not None:
+                    assert "status" not in tools[2]["inputSchema"].get("required", [])
+                    assert tools[2]["inputSchema"]["properties"]["status"]["type"] == "string"
+                    vessels = await _tool(host, "list-legacy-vessels", {})
     assert isinstance(ships, list) and ships
     assert set(ships[0]) >= SHIP_FIELDS and ships[0]["imo"] and ships[0]["name"]
     assert isinstance(ship, dict) and set(ship) >= SHIP_FIELDS
     assert ship["imo"] == "IMO-9321483"
-    return ships, ship, seen
+    return ships, ship, seen, vessels
 
 
 @replays("Step3ShipyardMcpClientIntegrationTest", 27)
 async def test_step_3_auth(monkeypatch: pytest.MonkeyPatch) -> None:
-    _, _, seen = await _secured_step("step-3-shipyard-auth.yml", monkeypatch)
+    _, _, seen, _ = await _secured_step("step-3-shipyard-auth.yml", monkeypatch)
     assert [request.headers["Authorization"] for request in seen] == ["Bearer dummy-token"] * 2
     assert {request.headers["Registry-Version"] for request in seen} == {"1.0.0-alpha2"}
 
 
 @replays("Step4ShipyardMcpClientIntegrationTest", 33)
 async def test_step_4_output_shaping(monkeypatch: pytest.MonkeyPatch) -> None:
-    _, ship, _ = await _secured_step("step-4-shipyard-output-shaping.yml", monkeypatch)
+    _, ship, _, _ = await _secured_step("step-4-shipyard-output-shaping.yml", monkeypatch)
+    _assert_shaped(ship)
+
+
+def _assert_shaped(ship: dict[str, Any]) -> None:
     assert all(ship[name] for name in ("name", "type", "flag", "status"))
     specs = ship["specs"]
     assert isinstance(specs, dict)
     for name in ("yearBuilt", "tonnage", "length"):
         assert isinstance(specs[name], int | float) and not isinstance(specs[name], bool), specs
+
+
+LEGACY_XML = b"""<vessels>
+  <vessel><vesselCode>LEGACY-4012</vesselCode><vesselName>Old Faithful</vesselName><category>cargo</category>
+    <flagState>GB</flagState><operationalStatus>active</operationalStatus></vessel>
+  <vessel><vesselCode>LEGACY-2087</vesselCode><vesselName>Iron Maiden</vesselName>
+    <category>bulk_carrier</category><flagState>PA</flagState><operationalStatus>laid_up</operationalStatus></vessel>
+</vessels>"""
+
+
+@replays("Step5ShipyardMcpClientIntegrationTest", 45)
+async def test_step_5_multi_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imported consumes (shared/step5-registry-consumes.yaml, legacy-consumes.yaml), two binds, XML."""
+    _, ship, _, vessels = await _secured_step(
+        "step-5-shipyard-multi-source.yml", monkeypatch, legacy=LEGACY_XML
+    )
+    _assert_shaped(ship)
+    assert isinstance(vessels, list) and vessels
+    assert {"vesselCode", "name", "type", "flag", "status"} <= set(vessels[0])
+    assert vessels[0]["vesselCode"] == "LEGACY-4012" and vessels[0]["name"] == "Old Faithful"

@@ -144,3 +144,41 @@ async def test_step_5_multi_source(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(vessels, list) and vessels
     assert {"vesselCode", "name", "type", "flag", "status"} <= set(vessels[0])
     assert vessels[0]["vesselCode"] == "LEGACY-4012" and vessels[0]["name"] == "Old Faithful"
+
+
+VOYAGE = {
+    "shipImo": "IMO-9321483",
+    "departurePort": "Oslo",
+    "arrivalPort": "Singapore",
+    "departureDate": "2026-04-10",
+    "arrivalDate": "2026-05-02",
+    "crewIds": ["CREW-001", "CREW-003"],
+    "cargoIds": ["CARGO-2024-0451"],
+}
+
+
+@replays("Step6ShipyardMcpClientIntegrationTest", 33)
+async def test_step_6_write_operations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """create-voyage: array inputs, which are required, and the mapped voyage (both Microcks mocks)."""
+    monkeypatch.chdir(TUTORIAL)
+    with FakeUpstream() as fake:
+        serve_microcks(fake, MICROCKS / "naftiko-shipyard-maritime-registry-api.yaml")
+        serve_microcks(fake, MICROCKS / "naftiko-shipyard-legacy-dockyard-api.yaml")
+        capability = TUTORIAL / "step-6-shipyard-write-operations.yml"
+        async with serve_capability(capability, fake, namespaces={"registry": "", "legacy": ""}) as host:
+            tools = (await _rpc(host, "tools/list", {}))["tools"]
+            names = ["list-ships", "get-ship", "list-legacy-vessels", "create-voyage"]
+            assert [tool["name"] for tool in tools] == names
+            schema = tools[3]["inputSchema"]
+            assert set(VOYAGE) <= set(schema["properties"])
+            assert (
+                schema["properties"]["crewIds"]["type"] == schema["properties"]["cargoIds"]["type"] == "array"
+            )
+            assert set(schema["required"]) == set(VOYAGE) - {"cargoIds"}
+            voyage = await _tool(host, "create-voyage", VOYAGE)
+    assert isinstance(voyage, dict) and voyage["voyageId"]
+    assert voyage["shipImo"] == "IMO-9321483"
+    assert voyage["route"] == {"from": "Oslo", "to": "Singapore"}
+    assert voyage["dates"] == {"departure": "2026-04-10", "arrival": "2026-05-02"}
+    assert isinstance(voyage["crewIds"], list) and voyage["crewIds"]
+    assert isinstance(voyage["cargoIds"], list) and voyage["status"]

@@ -6,7 +6,9 @@ each call's mapped answer, the registry namespace pointed at the mock answers.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -160,10 +162,7 @@ VOYAGE = {
 @replays("Step6ShipyardMcpClientIntegrationTest", 33)
 async def test_step_6_write_operations(monkeypatch: pytest.MonkeyPatch) -> None:
     """create-voyage: array inputs, which are required, and the mapped voyage (both Microcks mocks)."""
-    monkeypatch.chdir(TUTORIAL)
-    with FakeUpstream() as fake:
-        serve_microcks(fake, MICROCKS / "naftiko-shipyard-maritime-registry-api.yaml")
-        serve_microcks(fake, MICROCKS / "naftiko-shipyard-legacy-dockyard-api.yaml")
+    with both_mocks(monkeypatch) as fake:
         capability = TUTORIAL / "step-6-shipyard-write-operations.yml"
         async with serve_capability(capability, fake, namespaces={"registry": "", "legacy": ""}) as host:
             tools = (await _rpc(host, "tools/list", {}))["tools"]
@@ -182,3 +181,65 @@ async def test_step_6_write_operations(monkeypatch: pytest.MonkeyPatch) -> None:
     assert voyage["dates"] == {"departure": "2026-04-10", "arrival": "2026-05-02"}
     assert isinstance(voyage["crewIds"], list) and voyage["crewIds"]
     assert isinstance(voyage["cargoIds"], list) and voyage["status"]
+
+
+@contextlib.contextmanager
+def both_mocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUpstream]:
+    """The registry and the legacy dockyard on their Microcks mocks; binds read from the tutorial folder."""
+    monkeypatch.chdir(TUTORIAL)
+    with FakeUpstream() as fake:
+        serve_microcks(fake, MICROCKS / "naftiko-shipyard-maritime-registry-api.yaml")
+        serve_microcks(fake, MICROCKS / "naftiko-shipyard-legacy-dockyard-api.yaml")
+        yield fake
+
+
+@replays("Step7ShipyardMcpClientIntegrationTest", 23)
+async def test_step_7_orchestrated_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """get-ship-with-crew: a ship from the registry and its crew from the dockyard, in one mapped answer."""
+    capability = TUTORIAL / "step-7-shipyard-orchestrated-lookup.yml"
+    with both_mocks(monkeypatch) as fake:
+        async with serve_capability(capability, fake, namespaces={"registry": "", "legacy": ""}) as host:
+            tools = (await _rpc(host, "tools/list", {}))["tools"]
+            names = ["list-ships", "get-ship", "list-legacy-vessels", "create-voyage", "get-ship-with-crew"]
+            assert [tool["name"] for tool in tools] == names
+            schema = tools[4]["inputSchema"]
+            assert schema["properties"]["imo"]["type"] == "string" and "imo" in schema["required"]
+            result = await _tool(host, "get-ship-with-crew", {"imo": "IMO-9321483"})
+    assert isinstance(result, dict) and {"imo", "name", "status", "crew"} <= set(result)
+    assert result["imo"] and result["name"]
+    crew = result["crew"]
+    assert isinstance(crew, list) and crew
+    assert {"fullName", "role"} <= set(crew[0]) and crew[0]["fullName"]
+
+
+@replays("Step10ShipyardRestAdapterIntegrationTest", 20)
+async def test_step_10_rest_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same capability on the REST port: GET /ships and POST /voyages (the skill half: not served)."""
+    capability = TUTORIAL / "step-10-shipyard-rest-adapter.yml"
+    with both_mocks(monkeypatch) as fake:
+        async with serve_capability(capability, fake, namespaces={"registry": "", "legacy": ""}) as host:
+            listed = await host.rest.get("/ships")
+            assert listed.status == 200, await listed.text()
+            ships = await listed.json()
+            created = await host.rest.post("/voyages", json=VOYAGE)
+            assert created.status == 201, await created.text()
+            voyage = await created.json()
+    assert isinstance(ships, list) and ships and set(ships[0]) >= SHIP_FIELDS
+    assert isinstance(voyage, dict) and voyage["voyageId"] and voyage["shipImo"] == "IMO-9321483"
+    assert voyage["route"] == {"from": "Oslo", "to": "Singapore"}
+    assert voyage["dates"] == {"departure": "2026-04-10", "arrival": "2026-05-02"}
+    assert voyage["crewIds"] and isinstance(voyage["cargoIds"], list) and voyage["status"]
+
+
+@replays("Step11ShipyardFleetManifestIntegrationTest", 11)
+async def test_step_11_fleet_manifest_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six tools, the orchestrated ones with their required inputs (the skill half: not served)."""
+    capability = TUTORIAL / "step-11-shipyard-fleet-manifest.yml"
+    with both_mocks(monkeypatch) as fake:
+        async with serve_capability(capability, fake, namespaces={"registry": "", "legacy": ""}) as host:
+            tools = (await _rpc(host, "tools/list", {}))["tools"]
+    names = ["list-ships", "get-ship", "list-legacy-vessels", "create-voyage", "get-ship-with-crew"]
+    assert [tool["name"] for tool in tools] == [*names, "get-voyage-manifest"]
+    for tool, argument in ((tools[4], "imo"), (tools[5], "voyageId")):
+        schema = tool["inputSchema"]
+        assert schema["properties"][argument]["type"] == "string" and argument in schema["required"]

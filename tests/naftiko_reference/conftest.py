@@ -96,7 +96,8 @@ def java_capability(java_file: str, index: int, tmp_path: Path, port: int = 0) -
     """The ``index``-th capability text block of a Java test (under src/test/java/io/naftiko), formatted
     as the test formats it (the schema version; ``%d``, the upstream port), written to a file."""
     blocks = _TEXT_BLOCK.findall((JAVA / java_file).read_text())
-    text = textwrap.dedent(blocks[index]).replace('"%s"', '"1.0.0-alpha2"').replace("%d", str(port))
+    text = textwrap.dedent(blocks[index]).replace('\\"', '"')  # Java escapes inside a text block
+    text = re.sub(r'naftiko: "(%s|0\.4)"', 'naftiko: "1.0.0-alpha2"', text).replace("%d", str(port))
     path = tmp_path / f"{Path(java_file).stem}-{index}.yaml"
     path.write_text(text)
     return path

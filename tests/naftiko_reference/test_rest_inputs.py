@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from host.testing import FakeUpstream
-from tests.naftiko_reference.conftest import RESOURCES, replays, serve_capability
+from tests.naftiko_reference.conftest import RESOURCES, java_capability, replays, serve_capability
 
 
 @replays("HttpBodyIntegrationTest", 4)
@@ -60,3 +60,18 @@ async def test_trailing_slash_base_uri_is_joined_with_one_slash(fake: FakeUpstre
         with fake.capture() as seen:
             await host.rest.post("/users", json={"user": {"id": "1", "name": "A"}})
     assert [request.path for request in seen] == ["/v1/items"]
+
+
+@replays("ForwardHeaderIntegrationTest", 5)
+async def test_forward_sends_the_consumed_header_value(fake: FakeUpstream, tmp_path: Path) -> None:
+    """A forwarded REST path reaches the consumed namespace with its declared `Notion-Version` value."""
+    fake.route("GET", "/v1/pages", json={"ok": True})
+    java = "engine/exposes/rest/ForwardHeaderIntegrationTest.java"
+    async with serve_capability(java_capability(java, 0, tmp_path, fake.port)) as host:
+        with fake.capture() as seen:
+            answer = await host.rest.get("/notion/pages")
+            assert answer.status == 200, await answer.text()
+            assert answer.content_type == "application/json"
+            assert await answer.json() == {"ok": True}
+    assert [request.path for request in seen] == ["/v1/pages"]
+    assert seen[0].headers["Notion-Version"] == "2025-09-03"

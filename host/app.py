@@ -27,6 +27,7 @@ from host.gate import Gate, authenticators
 from host.inbound import Adapter, Authenticator
 from host.observability import PLUGIN_FAILURES, metrics_handler
 from host.plugins import Catalog, load_catalog
+from host.state import SharedStore, open_store, share_rate_limits
 
 __all__ = ["Core", "Host", "announce", "authenticators", "build", "build_core", "check_exposure"]
 
@@ -42,6 +43,7 @@ class Core:
     config: HostConfig
     catalog: Catalog
     engine: Engine
+    store: SharedStore | None = None  # [state] backend = "redis"
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Host(Core):
             "draining": self.draining,
             "plugin_failures": [info.name for info in self.catalog.failures],
             "upstreams": upstreams,
+            "state": self.store.describe() if self.store is not None else {"backend": "memory"},
         }
         return (not self.draining and self.engine.healthy), details
 
@@ -91,7 +94,11 @@ def build_core(
             capability_files=[entry.path for entry in config.capabilities],
             resource_dirs={entry.path: entry.resource_dirs for entry in config.capabilities},
         )
-    return Core(config, catalog, Engine.from_catalog(catalog, config, environ))
+    engine = Engine.from_catalog(catalog, config, environ)
+    store = open_store(config, environ)
+    if store is not None:
+        share_rate_limits(engine, store)
+    return Core(config, catalog, engine, store)
 
 
 def build(
@@ -104,7 +111,7 @@ def build(
 ) -> Host:
     """Everything ``serve`` does before listening. Raises :class:`StartupError`."""
     core = build_core(config, environ, strict=strict, extra_plugins=extra_plugins, discover=discover)
-    host = Host(config, core.catalog, core.engine)
+    host = Host(config, core.catalog, core.engine, core.store)
     gate = Gate(config, environ)  # the one inbound policy of both ports
     check_exposure(config, gate.authenticators)
     server, limits = config.server, config.limits
@@ -126,6 +133,13 @@ def build(
     )
     host.mcp.middlewares.insert(0, gate.middleware(MCP_PORT))
     host.rest.router.add_get("/metrics", metrics_handler)
+    if core.store is not None:
+        store = core.store
+
+        async def close_store(app: web.Application) -> None:
+            await store.close()
+
+        host.rest.on_cleanup.append(close_store)
     for info in host.catalog.failures:
         PLUGIN_FAILURES.labels(info.name).set(1)
     lifecycle = _SharedLifecycle(host.engine)

@@ -27,7 +27,7 @@ from host.model import (
     DigestAuth,
     EnvVar,
 )
-from host.resilience import CircuitBreaker, TokenBucket
+from host.resilience import CircuitBreaker, RateLimit, TokenBucket
 from host.secrets import REDACTOR, Secret
 
 
@@ -55,7 +55,7 @@ class BoundApi:
     variables: Mapping[str, str]
     settings: ConsumeConfig = field(default_factory=ConsumeConfig)
     breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker(5, 30.0))
-    bucket: TokenBucket | None = None
+    bucket: RateLimit | None = None  # a TokenBucket, or host.state's shared limit
 
     @classmethod
     def make(

@@ -195,6 +195,15 @@ class CapabilityFile(_Section):
         return data
 
 
+class StateConfig(_Section):
+    # "memory": each process counts its own rate limits; "redis": one count for every process sharing
+    # the store named by HOST_STATE_URL (never host.toml: the URL may carry a password).
+    backend: Literal["memory", "redis"] = "memory"
+    # Host processes sharing the store (replicas x workers); while it is unreachable each process allows
+    # this share of a rate_limit. Default: [server] workers.
+    processes: Annotated[int, Field(ge=1, le=100_000)] | None = None
+
+
 class HostConfig(_Section):
     server: ServerConfig = ServerConfig()
     capabilities: list[CapabilityFile] = Field(default_factory=list)
@@ -203,6 +212,7 @@ class HostConfig(_Section):
     limits: LimitsConfig = LimitsConfig()
     auth: AuthConfig = AuthConfig()
     logging: LoggingConfig = LoggingConfig()
+    state: StateConfig = StateConfig()
     path: Path | None = Field(default=None, exclude=True)
     # [server] keys set by a command-line flag instead of host.toml: key -> flag (not a host.toml key).
     _flags: dict[str, str] = PrivateAttr(default_factory=dict)

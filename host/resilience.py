@@ -1,8 +1,8 @@
 """Protecting upstreams and the host: a token bucket and a circuit breaker, per consumed API.
 
 Both are per process (per replica, per worker): with N workers an upstream sees
-up to N times the configured rate. Keep ``rate_limit`` at the upstream's quota
-divided by the number of processes.
+up to N times the configured rate, unless ``[state] backend = "redis"`` shares the
+rate limit (:mod:`host.state`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class RateLimit(Protocol):
+    async def acquire(self) -> float:
+        """0 when a call may go ahead, else the seconds until one may."""
 
 
 @dataclass
@@ -34,6 +40,9 @@ class TokenBucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / rate
+
+    async def acquire(self) -> float:
+        return self.take()
 
 
 @dataclass

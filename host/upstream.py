@@ -93,7 +93,7 @@ async def send(pool: Pool, bound: BoundApi, ref: str, request: OutboundRequest) 
             f"operation {ref} needs {auth.unsupported} authentication, which this host cannot "
             f"perform; no request was sent"
         )
-    probe = _admit(bound)
+    probe = await _admit(bound)
     try:
         exchange = _Exchange(pool, bound, *_prepare(bound, request))
         response = await _with_retries(exchange, idempotent=request.method in IDEMPOTENT)
@@ -118,7 +118,7 @@ def _for_caller(response: UpstreamResponse) -> UpstreamResponse:
     return response
 
 
-def _admit(bound: BoundApi) -> int | None:
+async def _admit(bound: BoundApi) -> int | None:
     """Refuse the call while the upstream's circuit is open or its rate limit is reached.
 
     Returns the probe number when this call is the half-open circuit's probe.
@@ -131,7 +131,7 @@ def _admit(bound: BoundApi) -> int | None:
             retry_after=wait,
         )
     probe = bound.breaker.probe
-    if bound.bucket is not None and (wait := bound.bucket.take()):
+    if bound.bucket is not None and (wait := await bound.bucket.acquire()):
         bound.breaker.release(probe)
         raise TooManyRequests(
             f"rate limit for upstream {namespace} ({bound.settings.rate_limit}) reached",

@@ -1,7 +1,8 @@
 """Decoding upstream bodies by their declared format (a capability's ``outputRawFormat``).
 
 A format may carry its ``outputSchema`` after a colon (:func:`with_schema`): ``html:table.products``
-chooses the HTML tables by a CSS selector, ``markdown:Release`` the Markdown sections by heading prefix.
+chooses the HTML tables by a CSS selector, ``markdown:Release`` the Markdown sections by heading prefix;
+``avro:/abs/x.avsc`` and ``protobuf:/abs/x.proto`` name the schema file (:mod:`host.binary_formats`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from typing import Any
 
 import yaml
 
-from host import markup
+from host import binary_formats, markup
 
 TEXT_FORMATS = frozenset({"text", "html", "markdown"})
-SCHEMA_FORMATS = frozenset({"html", "markdown"})  # formats whose outputSchema shapes the document
+SCHEMA_FORMATS = frozenset({"html", "markdown", *binary_formats.BINARY_FORMATS})  # outputSchema shapes these
 DELIMITERS = {"csv": ",", "tsv": "\t", "psv": "|"}
-KNOWN_FORMATS = frozenset({"json", "xml", "yaml", "binary", *TEXT_FORMATS, *DELIMITERS})
+KNOWN_FORMATS = frozenset({"json", "xml", "yaml", "binary", *TEXT_FORMATS, *DELIMITERS, *SCHEMA_FORMATS})
 
 
 def with_schema(format: str, schema: str | None) -> str:
@@ -39,6 +40,8 @@ def decode(body: bytes, format: str) -> Any:
         return markup.html_document(body.decode("utf-8", "replace"), schema or None)
     if format == "markdown":
         return markup.markdown_document(body.decode("utf-8-sig", "replace"), schema or None)
+    if format in binary_formats.BINARY_FORMATS:
+        return binary_formats.decode(body, format, schema or None)
     if format in TEXT_FORMATS:
         return body.decode("utf-8", "replace")
     if format == "xml":

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from host import markup, templates
+from host import binary_formats, markup, templates
 from host.formats import KNOWN_FORMATS, with_schema
 from host.model import (
     ApiKeyAuth,
@@ -23,7 +23,7 @@ from host.model import (
     EnvVar,
     UnsupportedAuth,
 )
-from host.naftiko.context import ConsumedOp, Context
+from host.naftiko.context import ConsumedOp, Context, FileError, confined_path
 from host.naftiko.document import (
     AuthSpec,
     Bind,
@@ -233,6 +233,10 @@ def _operation(
         except ValueError as exc:
             ctx.warn(f"{path}.outputSchema", f"{exc}; every table is read")
             schema = None
+    if fmt in binary_formats.BINARY_FORMATS and schema:
+        schema = str(_schema_file(ctx, fmt, schema, f"{path}.outputSchema"))
+    elif fmt == "protobuf":
+        ctx.warn(f"{path}.outputSchema", "protobuf needs the .proto file named here; calls answer 502")
     body_type = spec.body.get("type") if isinstance(spec.body, dict) else None
     if body_type not in {None, *CONTENT_TYPES, "multipartForm", "binary"}:
         ctx.warn(f"{path}.body.type", f"body type {body_type!r} unknown; sent as text")
@@ -245,3 +249,13 @@ def _operation(
         request=NaftikoRequest(method, resource_path, params, spec.body),
         output_format=with_schema(fmt, schema),
     )
+
+
+def _schema_file(ctx: Context, fmt: str, location: str, path: str) -> Path:
+    """The ``outputSchema`` file of an avro or protobuf operation, confined and parsed now."""
+    target = confined_path(ctx, location, path)
+    try:
+        binary_formats.check_schema(fmt, target)
+    except ValueError as exc:
+        raise FileError(f"{path}: {fmt} schema {location!r} ({str(target)!r}): {exc}") from None
+    return target

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -91,3 +92,24 @@ class Context:
 
     def params(self, raw: list[Any], path: str) -> list[InputParameter]:
         return [param for _, param in self.items(InputParameter, raw, path)]
+
+
+def confined_path(ctx: Context, location: str, path: str) -> Path:
+    """A file named in the capability (``file:///x``, ``file:///./rel`` or a relative path), resolved.
+
+    It must resolve (symlinks followed) inside the capability file's folder or its ``resource_dirs``;
+    anything else is a load error, so that no file can expose ``/etc/passwd`` or ``/proc/self/environ``.
+    """
+    base = ctx.file.parent.resolve()
+    if location.startswith("file:///./") or not location.startswith("file://"):
+        target = (base / location.removeprefix("file:///./")).resolve()
+    else:
+        target = Path(unquote(urlsplit(location).path)).resolve()
+    allowed = [base, *(folder.resolve() for folder in ctx.resource_dirs)]
+    if not any(target.is_relative_to(folder) for folder in allowed):
+        where = "the capability file's folder" + (" or its resource_dirs" if ctx.resource_dirs else "")
+        raise FileError(
+            f"{path}: {location!r} resolves to {str(target)!r}, outside {where}; "
+            "list its folder under resource_dirs in the [[capabilities]] entry of host.toml"
+        )
+    return target

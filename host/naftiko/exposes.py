@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from host import templates
 from host.model import (
@@ -24,7 +22,7 @@ from host.model import (
     UpstreamResponse,
 )
 from host.naftiko.aggregates import resolve_ref
-from host.naftiko.context import Context, FileError
+from host.naftiko.context import Context, FileError, confined_path
 from host.naftiko.document import (
     AuthSpec,
     ExposedOperationSpec,
@@ -325,18 +323,7 @@ def _static_file(ctx: Context, location: str, path: str) -> str | None:
     Allowed: the capability file's folder and its ``resource_dirs``. Anything else is a load error,
     so that no file can expose ``/etc/passwd`` or ``/proc/self/environ``.
     """
-    base = ctx.file.parent.resolve()
-    if location.startswith("file:///./") or not location.startswith("file://"):
-        target = (base / location.removeprefix("file:///./")).resolve()
-    else:
-        target = Path(unquote(urlsplit(location).path)).resolve()
-    allowed = [base, *(folder.resolve() for folder in ctx.resource_dirs)]
-    if not any(target.is_relative_to(folder) for folder in allowed):
-        where = "the capability file's folder" + (" or its resource_dirs" if ctx.resource_dirs else "")
-        raise FileError(
-            f"{path}: {location!r} resolves to {str(target)!r}, outside {where}; "
-            "list its folder under resource_dirs in the [[capabilities]] entry of host.toml"
-        )
+    target = confined_path(ctx, location, path)
     try:
         return target.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

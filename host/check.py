@@ -100,6 +100,7 @@ def render_text(reports: Sequence[FileReport]) -> str:
     lines = []
     for report in reports:
         counts = f"{report.operations} operations, {len(report.rest)} REST, {len(report.tools)} tools"
+        counts += f", {len(report.skills)} skills" if report.skills else ""
         lines.append(
             f"{report.status:5} {report.file} ({counts})"
             if not report.errors

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from host import __version__
+from host.adapters.skills import add_skill_routes
 from host.engine import Engine, Outcome
 from host.errors import BadRequest, CallError, StartupError
 from host.gate import ROUTE_POLICIES, ItemPolicy, Port, item_policy
@@ -162,6 +163,7 @@ def build_rest_app(
         )
         if policy is not None:
             policies[route] = policy  # the gate checks it, before the body is read
+    add_skill_routes(app, catalog, environ)
     return app
 
 

@@ -51,6 +51,7 @@ class FileReport(Compiled):
             "operations": self.operations,
             "rest": len(self.rest),
             "tools": len(self.tools),
+            "skills": len(self.skills),
             "notes": self.notes,
         }
 

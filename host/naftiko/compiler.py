@@ -52,7 +52,7 @@ class Compiler:
         for index, item in enumerate(ctx.list_of(self.raw, "consumes", "consumes")):
             compile_consumes(ctx, item, f"consumes[{index}]")
         collect_functions(ctx, ctx.list_of(capability, "aggregates", "capability.aggregates"))
-        exposes = ctx.list_of(capability, "exposes", "capability.exposes")
+        exposes = ctx.exposes = ctx.list_of(capability, "exposes", "capability.exposes")
         for index, adapter in enumerate(exposes):
             compile_exposes(ctx, adapter, f"capability.exposes[{index}]")
         self._check_served(exposes)
@@ -60,7 +60,7 @@ class Compiler:
 
     def _check_served(self, exposes: list[Any]) -> None:
         out = self.ctx.out
-        served = out.rest or out.tools or out.stdio_tools or out.resources or out.prompts
+        served = out.rest or out.tools or out.stdio_tools or out.resources or out.prompts or out.skills
         if not exposes:
             self.ctx.warn(
                 "capability.exposes", "no exposes: the file only consumes (nothing served on its own)"

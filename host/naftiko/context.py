@@ -20,6 +20,7 @@ from host.model import (
     RestResource,
 )
 from host.naftiko.document import ConsumedOperationSpec, InputParameter
+from host.naftiko.skills import Skill
 
 
 class FileError(Exception):
@@ -37,6 +38,7 @@ class Compiled:
     # (namespace, description) of each HTTP MCP adapter: the server's name and instructions (§4.9)
     mcp_adapters: list[tuple[str, str]] = field(default_factory=list)
     stdio_adapters: list[tuple[str, str]] = field(default_factory=list)  # the same, transport: stdio
+    skills: list[Skill] = field(default_factory=list)  # of its skill adapters (type: skill)
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Context:
     caller_auth: CallerAuth | None = None  # the current adapter's own inbound authentication
     functions: dict[str, Any] = field(default_factory=dict)  # aggregate functions by "<namespace>.<name>"
     api_params: dict[str, list[InputParameter]] = field(default_factory=dict)  # each consumes' own
+    exposes: list[Any] = field(default_factory=list)  # the file's raw exposes (skills name their tools)
 
     def list_of(self, parent: Any, key: str, path: str) -> list[Any]:
         value = parent.get(key) if isinstance(parent, dict) else None

@@ -38,6 +38,7 @@ from host.naftiko.jsonpath import JsonPathError, compile_path
 from host.naftiko.outputs import mock_value, output_mapper
 from host.naftiko.requests import WithMapping
 from host.naftiko.schemas import declared_schema, derived_schema, relax_unsuppliable
+from host.naftiko.skill_exposes import compile_skills
 from host.naftiko.steps import compile_steps, steps_schema
 
 
@@ -61,7 +62,9 @@ def compile_exposes(ctx: Context, adapter: Any, path: str) -> None:
             _rest_resource(ctx, resource, namespace, f"{path}.resources[{index}]")
     elif kind == "mcp":
         _mcp_adapter(ctx, adapter, namespace, path)
-    elif kind in {"skill", "control"}:
+    elif kind == "skill":
+        compile_skills(ctx, adapter, namespace, path)
+    elif kind == "control":
         ctx.note(path, f"{kind} adapter loaded but not served by this host")
     else:
         ctx.warn(f"{path}.type", f"exposes type {kind!r} is not supported; skipped")

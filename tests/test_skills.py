@@ -300,11 +300,19 @@ def test_an_instruction_outside_the_folder_is_a_load_error(tmp_path: Path, instr
     assert report.status == "ERROR" and "skill 'orders'" in report.errors[0]
 
 
-def test_a_location_outside_the_files_folder_is_a_load_error(tmp_path: Path) -> None:
+async def test_a_location_outside_the_allowed_folders_serves_the_skill_without_files(tmp_path: Path) -> None:
     file = _skill_file(tmp_path)
     file.write_text(file.read_text().replace("file:///./skills/order-management", "file:///etc"))
     report = load_capability(file)
-    assert report.status == "ERROR" and "resource_dirs" in report.errors[0]
+    assert report.status == "WARN" and "resource_dirs" in report.warnings[0]
+    assert "served without its files" in report.warnings[0]
+    async with serve_in_process(_config(file), discover=False) as served:
+        assert (await served.rest.get("/skills/orders")).status == 200
+        for path in ("/skills/orders/contents", "/skills/orders/contents/passwd"):
+            refused = await served.rest.get(path)
+            assert refused.status == 404 and "root:" not in await refused.text()
+        archive = zipfile.ZipFile(io.BytesIO(await (await served.rest.get("/skills/orders/download")).read()))
+        assert archive.namelist() == ["orders/SKILL.md"]
 
 
 def test_two_files_declaring_one_skill_name_stop_start_up(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from host.naftiko.context import Context, FileError, confined_path
@@ -16,9 +17,9 @@ def compile_skills(ctx: Context, adapter: dict[str, Any], namespace: str, path: 
             raise FileError(f"{where}: a skill needs a name and a description")
         name = str(raw["name"])
         location = raw.get("location")
-        folder = confined_path(ctx, str(location), f"{where}.location") if location else None
+        folder = _folder(ctx, str(location), f"{where}.location") if location else None
         tools = tuple(
-            _tool(ctx, name, tool, f"{where}.tools[{number}]", has_location=folder is not None)
+            _tool(ctx, name, tool, f"{where}.tools[{number}]", has_location=bool(location))
             for number, tool in enumerate(ctx.list_of(raw, "tools", f"{where}.tools"))
         )
         ctx.declared += 1
@@ -34,6 +35,16 @@ def compile_skills(ctx: Context, adapter: dict[str, Any], namespace: str, path: 
                 caller_auth=ctx.caller_auth,
             )
         )
+
+
+def _folder(ctx: Context, location: str, path: str) -> Path | None:
+    """The skill's folder, confined as static resources are; outside, the skill is served without files."""
+    try:
+        return confined_path(ctx, location, path)
+    except FileError as exc:
+        # Its name, description and tools are still worth serving; no file outside is ever read.
+        ctx.warn(path, f"{exc}; the skill is served without its files".removeprefix(f"{path}: "))
+        return None
 
 
 def _tool(ctx: Context, skill: str, raw: Any, path: str, *, has_location: bool) -> SkillTool:

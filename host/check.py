@@ -107,6 +107,7 @@ def render_text(reports: Sequence[FileReport]) -> str:
             else f"{report.status:5} {report.file}"
         )
         lines += [f"  error: {error}" for error in report.errors]
+        lines += [f"  control {feature}: {status}: {detail}" for feature, status, detail in report.control]
         lines += [f"  warning: {warning}" for warning in report.warnings]
         tool_notes = (note.removeprefix("openapi: ") for note in report.notes)
         lines += [f"  note: {note}" for note in tool_notes if note.startswith("tool ")]

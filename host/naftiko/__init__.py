@@ -52,6 +52,7 @@ class FileReport(Compiled):
             "rest": len(self.rest),
             "tools": len(self.tools),
             "skills": len(self.skills),
+            "control": [{"feature": f, "status": s, "detail": d} for f, s, d in self.control],
             "notes": self.notes,
         }
 

@@ -39,6 +39,7 @@ class Compiled:
     mcp_adapters: list[tuple[str, str]] = field(default_factory=list)
     stdio_adapters: list[tuple[str, str]] = field(default_factory=list)  # the same, transport: stdio
     skills: list[Skill] = field(default_factory=list)  # of its skill adapters (type: skill)
+    control: list[tuple[str, str, str]] = field(default_factory=list)  # (feature, status, detail)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from host.model import (
 )
 from host.naftiko.aggregates import resolve_ref
 from host.naftiko.context import Context, FileError, confined_path
+from host.naftiko.control import compile_control
 from host.naftiko.document import (
     AuthSpec,
     ExposedOperationSpec,
@@ -65,7 +66,7 @@ def compile_exposes(ctx: Context, adapter: Any, path: str) -> None:
     elif kind == "skill":
         compile_skills(ctx, adapter, namespace, path)
     elif kind == "control":
-        ctx.note(path, f"{kind} adapter loaded but not served by this host")
+        compile_control(ctx, adapter, path)
     else:
         ctx.warn(f"{path}.type", f"exposes type {kind!r} is not supported; skipped")
 

@@ -7,6 +7,7 @@ need it skip when it is absent. The others build their own skill folders under t
 from __future__ import annotations
 
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -313,6 +314,14 @@ async def test_a_location_outside_the_allowed_folders_serves_the_skill_without_f
             assert refused.status == 404 and "root:" not in await refused.text()
         archive = zipfile.ZipFile(io.BytesIO(await (await served.rest.get("/skills/orders/download")).read()))
         assert archive.namelist() == ["orders/SKILL.md"]
+
+
+@pytest.mark.parametrize("name", ["../etc", "a b", "orders/x", "x" * 65, '"q"'])
+def test_a_skill_name_that_is_no_identifier_is_a_load_error(tmp_path: Path, name: str) -> None:
+    file = _skill_file(tmp_path)
+    file.write_text(file.read_text().replace("- name: orders", f"- name: {json.dumps(name)}"))
+    report = load_capability(file)
+    assert report.status == "ERROR" and "letters, digits and hyphens" in report.errors[0]
 
 
 def test_two_files_declaring_one_skill_name_stop_start_up(tmp_path: Path) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from host.naftiko.context import Context, FileError, confined_path
 from host.naftiko.skills import FRONT_MATTER, Skill, SkillTool, safe_instruction
+
+_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")  # the schema's IdentifierKebab, at most 64 (Agent Skills)
 
 
 def compile_skills(ctx: Context, adapter: dict[str, Any], namespace: str, path: str) -> None:
@@ -16,6 +19,9 @@ def compile_skills(ctx: Context, adapter: dict[str, Any], namespace: str, path: 
         if not isinstance(raw, dict) or not raw.get("name") or not isinstance(raw.get("description"), str):
             raise FileError(f"{where}: a skill needs a name and a description")
         name = str(raw["name"])
+        if not _NAME.fullmatch(name):
+            # The name is a path segment of its routes and the archive's folder: nothing else may pass.
+            raise FileError(f"{where}.name: skill {name!r}: 1 to 64 letters, digits and hyphens")
         location = raw.get("location")
         folder = _folder(ctx, str(location), f"{where}.location") if location else None
         tools = tuple(

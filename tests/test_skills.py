@@ -126,7 +126,7 @@ async def test_reference_contents_file_and_download_answer_200_or_404() -> None:
 
 def _skill_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "skills" / "order-management"
-    (folder / "guides").mkdir(parents=True)
+    (folder / "guides").mkdir(parents=True, exist_ok=True)
     (folder / "SKILL.md").write_text(
         "---\nname: stale\ndescription: old\n---\n\n# Orders\n\nUse the tools.\n"
     )
@@ -293,6 +293,15 @@ def test_an_unknown_tool_is_a_load_error_naming_the_file_and_the_skill(tmp_path:
     with pytest.raises(StartupError, match=r"shop\.yaml.*skill 'orders'"):
         build(_config(report_path := Path(report.file)), {}, strict=True, discover=False)
     assert report_path.exists()
+
+
+def test_an_instruction_in_a_sub_folder_loads_and_a_tool_with_neither_is_a_load_error(tmp_path: Path) -> None:
+    assert load_capability(_skill_file(tmp_path, instruction="guides/deep.md")).status == "OK"
+    file = _skill_file(tmp_path, instruction="x.md")
+    neither = file.read_text().replace("{name: guide, description: Guide, instruction: x.md}", "{name: g}")
+    file.write_text(neither)
+    report = load_capability(file)
+    assert report.status == "ERROR" and "needs 'from' or 'instruction'" in report.errors[0]
 
 
 @pytest.mark.parametrize("instruction", ["../outside.md", "/etc/passwd", "a/../../b.md"])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from host.testing import FakeUpstream, HostServer, start_host_server
+
 CAPABILITY = """
 naftiko: 1.0.0-alpha2
 info: {label: Fuzz, description: One argument in every location}
@@ -52,3 +56,14 @@ capability:
       call: fuzz.updatecustomer
       with: {body: tools.body}
 """
+
+
+def serve_fuzz_capability(directory: Path, upstream: FakeUpstream) -> HostServer:
+    """A host process serving CAPABILITY, its namespace pointed at ``upstream``."""
+    (directory / "fuzz.yaml").write_text(CAPABILITY)
+    return start_host_server(
+        directory,
+        [],
+        {"fuzz": {"base_uri": upstream.url + "/api/v1"}},
+        toml_extra='[[capabilities]]\npath = "fuzz.yaml"\n',
+    )

@@ -22,8 +22,8 @@ from host.config import ConsumeConfig, HostConfig
 from host.engine import Engine
 from host.errors import InvalidArguments
 from host.plugins import load_catalog
-from host.testing import FakeUpstream, HostServer, start_host_server
-from tests.fuzz_capability import CAPABILITY
+from host.testing import FakeUpstream, HostServer
+from tests.fuzz_capability import serve_fuzz_capability
 
 HOSTILE: list[Any] = [
     "\x00",
@@ -55,14 +55,7 @@ def upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture(scope="module")
 def host(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostServer]:
-    directory = tmp_path_factory.mktemp("fuzz")
-    (directory / "fuzz.yaml").write_text(CAPABILITY)
-    server = start_host_server(
-        directory,
-        [],
-        {"fuzz": {"base_uri": upstream.url + "/api/v1"}},
-        toml_extra='[[capabilities]]\npath = "fuzz.yaml"\n',
-    )
+    server = serve_fuzz_capability(tmp_path_factory.mktemp("fuzz"), upstream)
     yield server
     server.stop()
 

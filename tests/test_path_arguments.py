@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from mcp import Client
 
-from host.testing import FakeUpstream, HostServer, start_host_server
-from tests.fuzz_capability import CAPABILITY
+from host.testing import FakeUpstream, HostServer
+from tests.fuzz_capability import serve_fuzz_capability
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +30,7 @@ def upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture(scope="module")
 def host(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostServer]:
-    directory = tmp_path_factory.mktemp("paths")
-    (directory / "fuzz.yaml").write_text(CAPABILITY)
-    server = start_host_server(
-        directory,
-        [],
-        {"fuzz": {"base_uri": upstream.url + "/api/v1"}},
-        toml_extra='[[capabilities]]\npath = "fuzz.yaml"\n',
-    )
+    server = serve_fuzz_capability(tmp_path_factory.mktemp("paths"), upstream)
     yield server
     server.stop()
 

@@ -142,6 +142,11 @@ def build(
         host.rest.on_cleanup.append(close_store)
     for info in host.catalog.failures:
         PLUGIN_FAILURES.labels(info.name).set(1)
+    if config.observability.enabled:
+        from host.tracing.otel import install  # the OpenTelemetry SDK is imported only when tracing is on
+
+        tracing = install(config, environ, host.catalog, {"rest": host.rest, "mcp": host.mcp})
+        host.engine.client_traces = tracing.client_traces if tracing is not None else None
     lifecycle = _SharedLifecycle(host.engine)
     for app in (host.rest, host.mcp):
         app.cleanup_ctx.insert(0, lifecycle.context)  # first in, last out: the engine outlives the app

@@ -204,6 +204,41 @@ class StateConfig(_Section):
     processes: Annotated[int, Field(ge=1, le=100_000)] | None = None
 
 
+# OTEL_PROPAGATORS names: "b3" is B3's single header, "b3multi" its X-B3-* headers.
+PROPAGATORS = ("tracecontext", "b3", "b3multi")
+
+
+class ObservabilityConfig(_Section):
+    """OpenTelemetry traces (off by default; the OTLP endpoint comes from OTEL_EXPORTER_OTLP_*)."""
+
+    enabled: bool = False
+    # The share of traces the host starts that are recorded; a caller's sampled traceparent is followed.
+    sampling: float = 1.0
+    propagators: tuple[str, ...] = ("tracecontext",)
+
+    @field_validator("sampling", mode="before")
+    @classmethod
+    def _ratio(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValueError(
+                f"must be a ratio from 0 to 1 (got {value!r}); e.g. sampling = 0.1 records one trace in ten"
+            )
+        return value
+
+    @field_validator("propagators", mode="before")
+    @classmethod
+    def _known(cls, value: Any) -> Any:
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+            raise ValueError('must be a non-empty list, e.g. propagators = ["tracecontext", "b3"]')
+        unknown = [name for name in value if name not in PROPAGATORS]
+        if unknown:
+            raise ValueError(
+                f"unknown propagator {unknown[0]!r}; use {', '.join(map(repr, PROPAGATORS))} "
+                f'(e.g. propagators = ["tracecontext", "b3"])'
+            )
+        return value
+
+
 class HostConfig(_Section):
     server: ServerConfig = ServerConfig()
     capabilities: list[CapabilityFile] = Field(default_factory=list)
@@ -213,6 +248,7 @@ class HostConfig(_Section):
     auth: AuthConfig = AuthConfig()
     logging: LoggingConfig = LoggingConfig()
     state: StateConfig = StateConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
     path: Path | None = Field(default=None, exclude=True)
     # [server] keys set by a command-line flag instead of host.toml: key -> flag (not a host.toml key).
     _flags: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -271,5 +307,6 @@ def _describe(file: Path, exc: ValidationError) -> str:
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
         problem = "unknown key (check the spelling)" if error["type"] == "extra_forbidden" else error["msg"]
+        problem = problem.removeprefix("Value error, ")  # pydantic's prefix for a validator's message
         lines.append(f"{file}: {key}: {problem}")
     return "\n".join(lines)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
+
+import aiohttp
 
 from host import templates, upstream
 from host.arguments import ArgumentValidator, check_headers, check_text
@@ -89,6 +91,8 @@ class Engine:
         self.operations = operations
         self.apis = apis
         self._sessions: dict[str, upstream.Pool] = {}
+        # namespace -> the upstream session's aiohttp trace configs; set by the builder when tracing is on.
+        self.client_traces: Callable[[str], list[aiohttp.TraceConfig]] | None = None
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, config: HostConfig, environ: Mapping[str, str]) -> Engine:
@@ -115,7 +119,8 @@ class Engine:
         # One pooled session per upstream: pool_size bounds the connections to each.
         for namespace, bound in self.apis.items():
             if not bound.mock:
-                self._sessions[namespace] = upstream.Pool(bound)
+                traces = self.client_traces(namespace) if self.client_traces is not None else None
+                self._sessions[namespace] = upstream.Pool(bound, traces)
 
     async def close(self) -> None:
         sessions, self._sessions = self._sessions, {}

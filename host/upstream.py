@@ -49,12 +49,17 @@ CALLER_HEADERS = frozenset({"retry-after", "etag", "last-modified"})
 class Pool:
     """One upstream's pooled session; a call waits at most ``pool_timeout`` for a connection."""
 
-    def __init__(self, bound: BoundApi) -> None:
+    def __init__(self, bound: BoundApi, trace_configs: list[aiohttp.TraceConfig] | None = None) -> None:
         size = bound.settings.pool_size
         connector = aiohttp.TCPConnector(limit=size, ttl_dns_cache=300)
         # The timeout is the session's: passing it with every request costs measurably more.
+        # trace_configs: client spans, only when tracing is on (host.tracing).
         self.session = aiohttp.ClientSession(
-            connector=connector, timeout=bound.timeout, auto_decompress=True, trust_env=False
+            connector=connector,
+            timeout=bound.timeout,
+            auto_decompress=True,
+            trust_env=False,
+            trace_configs=trace_configs,
         )
         self._slots = asyncio.Semaphore(size)
         self._size, self._wait, self._namespace = size, bound.settings.pool_timeout, bound.api.namespace

@@ -21,6 +21,7 @@ from host.model import (
 )
 from host.naftiko.document import ConsumedOperationSpec, InputParameter
 from host.naftiko.skills import Skill
+from host.tracing import FileTraces
 
 
 class FileError(Exception):
@@ -40,6 +41,7 @@ class Compiled:
     stdio_adapters: list[tuple[str, str]] = field(default_factory=list)  # the same, transport: stdio
     skills: list[Skill] = field(default_factory=list)  # of its skill adapters (type: skill)
     control: list[tuple[str, str, str]] = field(default_factory=list)  # (feature, status, detail)
+    traces: FileTraces | None = None  # its control adapter's observability, for its items
 
 
 @dataclass

@@ -49,6 +49,7 @@ from host.errors import BadRequest, CallError, Forbidden, Unauthorized
 from host.gate import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, Port, TransportGuard, principal_of
 from host.inbound import ANONYMOUS, load_json
 from host.plugins import Catalog
+from host.tracing import mcp_message
 
 log = logging.getLogger("host.mcp")
 
@@ -213,6 +214,7 @@ class _McpHandler:
         envelope = await self._read_envelope(request)
         if isinstance(envelope, web.StreamResponse):
             return envelope
+        mcp_message(request, envelope.request_id, envelope.method, envelope.params)  # its span's name
         era = self._negotiate(envelope, request.headers)
         if isinstance(era, web.StreamResponse):
             return era

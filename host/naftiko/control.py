@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from host.config import HostConfig
 from host.naftiko.context import Context
+from host.tracing import FileTraces
 
 MAPPED, IGNORED, UNSUPPORTED = "mapped", "ignored", "not supported"
 Report = Callable[[str, str, str], None]  # (feature, status, detail)
@@ -34,7 +34,7 @@ def compile_control(ctx: Context, adapter: dict[str, Any], path: str) -> None:
     else:
         report("management.health", IGNORED, f"the host's probes serve every capability ({_PROBES})")
     _management(management, report)
-    _observability(observability, report)
+    _observability(ctx, observability, path, report)
     if adapter.get("authentication") is not None:
         report(
             "authentication",
@@ -62,12 +62,68 @@ def _management(management: dict[str, Any], report: Report) -> None:
         report("management.scripting", UNSUPPORTED, "scripting management: this host runs no scripts")
 
 
-def _observability(observability: dict[str, Any], report: Report) -> None:
+_TRACED = "this file's REST resources, MCP tools and upstream calls"
+_TRACES = (
+    f"OpenTelemetry spans of {_TRACED}, exported over OTLP/HTTP when host.toml sets "
+    "[observability] enabled = true (endpoint: OTEL_EXPORTER_OTLP_ENDPOINT)"
+)
+
+
+def _observability(ctx: Context, observability: dict[str, Any], path: str, report: Report) -> None:
     if observability.get("enabled", True) is False:
         report("observability", IGNORED, "/metrics is the host's, for every capability; it stays on")
+        report("observability.traces", MAPPED, f"off for {_TRACED}: never traced, whatever a caller sends")
+        ctx.out.traces = FileTraces(enabled=False)
         return
     report("observability.metrics", MAPPED, "/metrics (Prometheus) on the REST port")
-    if "observability" in HostConfig.model_fields:  # the host's OpenTelemetry tracing
-        report("observability.traces", MAPPED, "OpenTelemetry spans, as [observability] in host.toml sets")
-    elif observability.get("traces") is not None:
-        report("observability.traces", UNSUPPORTED, "this host exports no traces and serves no /traces")
+    report("observability.traces", MAPPED, _TRACES)
+    traces = _mapping(observability.get("traces"))
+    sampling = _sampling(ctx, traces.get("sampling"), f"{path}.observability.traces.sampling")
+    propagation = _propagation(ctx, traces.get("propagation"), f"{path}.observability.traces.propagation")
+    if sampling is not None:
+        report(
+            "observability.traces.sampling",
+            MAPPED,
+            f"{sampling:g} of the traces {_TRACED} start (a caller's sampled traceparent is followed)",
+        )
+    if propagation is not None:
+        report(
+            "observability.traces.propagation",
+            MAPPED,
+            f"{_PROPAGATION[propagation]} on this file's upstream calls (and read on inbound requests)",
+        )
+    ctx.out.traces = FileTraces(sampling=sampling, propagation=propagation)
+    if traces.get("local") is not None:
+        report(
+            "observability.traces.local",
+            UNSUPPORTED,
+            "no /traces endpoint: spans go to the OTLP collector (OTEL_EXPORTER_OTLP_ENDPOINT)",
+        )
+    if _mapping(observability.get("exporters")).get("otlp") is not None:
+        report(
+            "observability.exporters.otlp",
+            IGNORED,
+            "spans go where OTEL_EXPORTER_OTLP_ENDPOINT says: a capability file does not choose where "
+            "the host's traces are sent",
+        )
+
+
+_PROPAGATION = {"w3c": "W3C traceparent", "b3": "B3 headers (X-B3-TraceId, ...)"}
+
+
+def _sampling(ctx: Context, value: Any, path: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        ctx.warn(path, f"must be a ratio from 0 to 1, not {value!r}; the host's sampling applies")
+        return None
+    return float(value)
+
+
+def _propagation(ctx: Context, value: Any, path: str) -> str | None:
+    if value is None:
+        return None
+    if value not in _PROPAGATION:
+        ctx.warn(path, f"must be w3c or b3, not {value!r}; the host's [observability] propagators apply")
+        return None
+    return str(value)

@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.openmetrics import exposition as openmetrics
 
 access = logging.getLogger("host.access")
 
@@ -79,6 +80,8 @@ PLUGIN_FAILURES = Gauge(
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Set by host.tracing when traces are on: the sampled span in progress as a histogram exemplar.
+exemplar: Callable[[], dict[str, str] | None] | None = None
 
 
 _children: dict[tuple[object, ...], Any] = {}
@@ -129,21 +132,23 @@ def record_request(adapter: str, request: web.Request, status: int, started: flo
     route = request.match_info.route.resource
     pattern = route.canonical if route is not None else "(unmatched)"
     child(HTTP_REQUESTS, adapter, pattern, str(status)).inc()
-    child(HTTP_LATENCY, adapter, pattern).observe(elapsed)
+    child(HTTP_LATENCY, adapter, pattern).observe(elapsed, exemplar() if exemplar is not None else None)
     # One line per request, with the request id; never the query string. The formatters escape
     # control characters, so a path cannot forge another line.
     access.info("%s %s %s %d %.1fms", adapter, request.method, request.path, status, elapsed * 1000)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    registry = REGISTRY
     if MULTIPROCESS_DIR:
         # Under --workers each process writes its series to files here; any worker answers for all of them.
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
-        body = generate_latest(registry)
-    else:
-        body = generate_latest(REGISTRY)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    if "application/openmetrics-text" in request.headers.get("Accept", ""):
+        # Exemplars (trace ids) exist only in the OpenMetrics format: served when the scraper asks for it.
+        body = openmetrics.generate_latest(registry)  # type: ignore[no-untyped-call]
+        return web.Response(body=body, headers={"Content-Type": openmetrics.CONTENT_TYPE_LATEST})
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 class RequestIdFilter(logging.Filter):

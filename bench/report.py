@@ -105,7 +105,7 @@ def targets(report: Report) -> list[Target]:
         out.append(Target("RSS per worker after 100k requests ≤ 80 MiB, no growth", "not measured", None))
     else:
         rss, growth, served = verdict
-        short = "" if served >= TARGET_REQUESTS else f" (only {served:,} requests after the legs)"
+        short = "" if served >= TARGET_REQUESTS else f" after only {served:,}"
         out.append(
             Target(
                 "RSS per worker after 100k requests ≤ 80 MiB",

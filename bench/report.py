@@ -264,6 +264,42 @@ def _warnings(report: Report) -> list[str]:
     return lines
 
 
+# --- markdown (docs/benchmarks.md) -------------------------------------------------------------------
+
+
+def leg_ratio(report: Report, key: str) -> str:
+    """The ratio column of docs/benchmarks.md: each leg against what issue 13 compares it with."""
+    if key == "b":
+        return "1.00 (REST anchor)"
+    if key == "c":
+        value = throughput_ratio(report, "c", "b")
+        return "" if value is None else f"{value:.2f}x the proxy"
+    if key[0] == "d":
+        value = throughput_ratio(report, key, "c")
+        return "" if value is None else f"{value:.2f}x own REST"
+    host = throughput_ratio(report, f"d{key[1:]}", key) if key[0] in "efg" else None
+    return "" if host is None else f"host MCP = {host:.2f}x"
+
+
+def markdown(report: Report) -> str:
+    """The results and targets tables, as docs/benchmarks.md shows them."""
+    lines = [
+        "| leg | req/s | p50 ms | p99 ms | errors | c=1 p50 ms | server CPU | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for leg in report.legs:
+        load, c1 = leg.load, leg.c1
+        lines.append(
+            f"| {leg.key}. {leg.title} | {load.rps:,.0f} | {load.p50_ms:.2f} | {load.p99_ms:.2f} "
+            f"| {load.errors} | {c1.p50_ms:.3f} | {pct(leg.server_cpu)} | {leg_ratio(report, leg.key)} |"
+        )
+    lines += ["", "| target | measured | met? |", "|---|---|---|"]
+    for target in targets(report):
+        verdict = {True: "yes", False: "**no**", None: "not measured"}[target.met]
+        lines.append(f"| {target.label} | {target.measured} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
 # --- py-spy profiles --------------------------------------------------------------------------------------
 
 

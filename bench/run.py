@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from legs import GROUPS, Bench, Settings
 from loadgen import wrk_version
 from procs import CpuSample, cpu_split
-from report import NOISE_PCT, Report, render, summarize_profile, targets
+from report import NOISE_PCT, Report, markdown, render, summarize_profile, targets
 
 QUICK = {"seconds": 3.0, "c1_seconds": 1.0, "warmup": 1.0, "mem_requests": 10_000, "mem_max_seconds": 30.0}
 
@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--peers-dir", type=Path, help="the peers' venvs (default bench/.peers)")
     parser.add_argument("--json-out", type=Path, help="also write every number here")
+    parser.add_argument(
+        "--markdown-out", type=Path, help="also write the results and targets tables for docs/benchmarks.md"
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs (path printed)")
     parser.add_argument(
         "--py-spy",
@@ -197,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwall time: {wall:.0f} s")
     if args.json_out:
         args.json_out.write_text(json.dumps(to_json(report, wall), indent=1, default=str))
+    if args.markdown_out:
+        args.markdown_out.write_text(markdown(report))
     return 0
 
 

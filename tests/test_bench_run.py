@@ -109,6 +109,9 @@ def test_targets_are_computed_from_the_legs_of_one_run() -> None:
     assert verdicts["added p50 at c=1 over the proxy, MCP 2026-07-28 ≤ 0.5 ms"] == ("+0.600 ms", False)
     assert verdicts["RSS per worker after 100k requests ≤ 80 MiB"] == ("78.5 MiB", True)
     assert verdicts["no growth between the memory marks (≤ 1 MiB)"] == ("+0.5 MiB", True)
+    table = report.markdown(result)
+    assert "| c. c | 850 |" in table and "0.85x the proxy" in table and "0.94x own REST" in table
+    assert "| host REST / aiohttp proxy ≥ 0.8x | 0.85x | yes |" in table
     printed = report.render(result)
     assert "host MCP 2026-07-28 / host REST" in printed
     assert "host / FastMCP from_openapi" not in printed  # a peer that did not run: no ratio

@@ -21,6 +21,7 @@ import os
 import platform
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,11 +31,64 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from legs import GROUPS, Bench, Settings
+from legs import (
+    API_KEY,
+    BENCH,
+    GROUPS,
+    HOST_AUTH,
+    HOST_KEY,
+    REST_BODY,
+    TOOL,
+    Bench,
+    Settings,
+    mcp_request,
+    rest_request,
+)
 from loadgen import wrk_version
-from procs import CpuSample, cpu_split
-from report import NOISE_PCT, Report, markdown, render, summarize_profile, targets
+from procs import ROOT, CpuSample, Process, cpu_split, cpus, port_open, preflight, started
+from report import (
+    LEGACY,
+    MODERN,
+    NOISE_PCT,
+    LegResult,
+    MemoryMark,
+    Report,
+    markdown,
+    render,
+    summarize_profile,
+    targets,
+)
 
+# Standalone benches (bench/tracing_cost.py, ...) import these from run, as before the split.
+__all__ = [
+    "API_KEY",
+    "BENCH",
+    "HOST_AUTH",
+    "HOST_KEY",
+    "LEGACY",
+    "MODERN",
+    "REST_BODY",
+    "ROOT",
+    "TOOL",
+    "Bench",
+    "CpuSample",
+    "LegResult",
+    "MemoryMark",
+    "Process",
+    "Report",
+    "Settings",
+    "cpus",
+    "main",
+    "mcp_request",
+    "port_open",
+    "preflight",
+    "rest_request",
+    "started",
+]
+
+# Standalone benchmarks that --all runs after the legs, each in its own process, when they are present.
+STANDALONE = ("tracing_cost.py", "state_limiter.py")
+STANDALONE_TIMEOUT_S = 600.0
 QUICK = {"seconds": 3.0, "c1_seconds": 1.0, "warmup": 1.0, "mem_requests": 10_000, "mem_max_seconds": 30.0}
 
 
@@ -76,6 +130,33 @@ def machine_info(settings: Settings, bench: Bench) -> dict[str, Any]:
     }
 
 
+def run_standalone(quick: bool) -> None:
+    """``--all``: each standalone benchmark in turn (with ``--quick`` where it has it), bounded in time."""
+    for name in STANDALONE:
+        path = BENCH / name
+        if not path.is_file():
+            print(f"\n--all: bench/{name} is not in this checkout; skipped", flush=True)
+            continue
+        command = [sys.executable, str(path)]
+        if quick and '"--quick"' in path.read_text():
+            command.append("--quick")
+        print(f"\n--all: bench/{name}{' --quick' if '--quick' in command else ''}", flush=True)
+        popen = subprocess.Popen(command, cwd=ROOT)
+        try:
+            popen.wait(STANDALONE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            print(f"--all: bench/{name} still running after {STANDALONE_TIMEOUT_S:g} s; stopped", flush=True)
+        finally:
+            # SIGTERM first, so that it stops the servers it started by their PIDs.
+            if popen.poll() is None:
+                popen.terminate()
+                try:
+                    popen.wait(30)
+                except subprocess.TimeoutExpired:
+                    popen.kill()
+                    popen.wait(5)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--connections", "-c", type=int, default=32)
@@ -107,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         metavar="LEGS",
         help=f"comma-separated groups to run, of {','.join(GROUPS)} (mem: the host's memory marks)",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help=f"then run the standalone benchmarks too ({', '.join(STANDALONE)}), each bounded to 10 minutes",
     )
     parser.add_argument("--peers-dir", type=Path, help="the peers' venvs (default bench/.peers)")
     parser.add_argument("--json-out", type=Path, help="also write every number here")
@@ -198,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines))
     wall = time.monotonic() - began
     print(f"\nwall time: {wall:.0f} s")
+    if args.all:
+        run_standalone(args.quick)
     if args.json_out:
         args.json_out.write_text(json.dumps(to_json(report, wall), indent=1, default=str))
     if args.markdown_out:

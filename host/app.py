@@ -108,8 +108,12 @@ def build(
     strict: bool = False,
     extra_plugins: Plugins = (),
     discover: bool = True,
+    mcp_fast_path: bool = True,
 ) -> Host:
-    """Everything ``serve`` does before listening. Raises :class:`StartupError`."""
+    """Everything ``serve`` does before listening. Raises :class:`StartupError`.
+
+    ``mcp_fast_path=False`` sends every MCP request through the SDK kernel (the fast path's reference).
+    """
     core = build_core(config, environ, strict=strict, extra_plugins=extra_plugins, discover=discover)
     host = Host(config, core.catalog, core.engine, core.store)
     gate = Gate(config, environ)  # the one inbound policy of both ports
@@ -127,7 +131,7 @@ def build(
     host.mcp = build_mcp_app(
         host.engine,
         host.catalog,
-        settings=McpSettings(server.max_body_bytes, limits.max_json_depth),
+        settings=McpSettings(server.max_body_bytes, limits.max_json_depth, mcp_fast_path),
         environ=environ,
         oauth_metadata=oauth.metadata() if oauth is not None else None,
     )

@@ -89,13 +89,15 @@ async def serve_in_process(
     extra_plugins: Iterable[tuple[str, object]] = (),
     discover: bool = True,
     strict: bool = False,
+    mcp_fast_path: bool = True,
 ) -> AsyncIterator[InProcessHost]:
     """Build the host (``host.app.build``) and serve both apps until the block ends.
 
     ``environ`` is all the host sees (``{}`` by default: nothing leaks in from the developer's shell).
     ``plugins`` loads only those installed plugins; ``extra_plugins`` adds ``(name, module)`` pairs that
     are not installed, and ``discover=False`` skips the installed ones. A start-up problem raises
-    :class:`host.errors.StartupError`, as ``host serve`` would exit 2.
+    :class:`host.errors.StartupError`, as ``host serve`` would exit 2. ``mcp_fast_path=False``: every MCP
+    request goes through the SDK kernel.
     """
     from aiohttp.test_utils import TestClient, TestServer
 
@@ -108,6 +110,7 @@ async def serve_in_process(
         strict=strict,
         extra_plugins=extra_plugins,
         discover=discover,
+        mcp_fast_path=mcp_fast_path,
     )
     async with (
         TestClient(TestServer(built.rest, host="127.0.0.1")) as rest,

@@ -1,6 +1,7 @@
 """The MCP adapter: registered tools, resources and prompts over Streamable HTTP, stateless.
 
 - :mod:`.transport`: the aiohttp handler (inbound checks, protocol eras, headers) and the app;
+- :mod:`.fastpath`: plain ``tools/call`` and ``tools/list`` answered beside the kernel, identically;
 - :mod:`.stream`: one exchange as the SDK kernel sees it, and its answer as Server-Sent Events;
 - :mod:`.service`: the SDK server's handlers for tools, resources, prompts and completion;
 - :mod:`.interaction`: progress and log reports, client capabilities, input requests;
@@ -26,6 +27,7 @@ from host.adapters.mcp.service import (
 from host.adapters.mcp.state import Exchange, exchange_of
 from host.adapters.mcp.stream import MOCK_HEADER, SSE_HEADERS, SSE_PING_INTERVAL
 from host.adapters.mcp.transport import (
+    FAST_PATH,
     LOOPBACK_HOSTS,
     LOOPBACK_ORIGINS,
     MCP_PATH,
@@ -40,6 +42,7 @@ from host.adapters.mcp.transport import (
 __all__ = [
     "CALLER_UNAUTHORIZED",
     "DEFAULT_INSTRUCTIONS",
+    "FAST_PATH",
     "LOOPBACK_HOSTS",
     "LOOPBACK_ORIGINS",
     "MCP_PATH",

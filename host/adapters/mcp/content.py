@@ -107,13 +107,49 @@ def prompt_content(content: str | ContentBlock, arguments: Mapping[str, Any]) ->
     return _wire_content(content)
 
 
-def error_result(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
-    return CallToolResult(
-        content=[TextContent(type="text", text=text)], structured_content=structured, is_error=True
-    )
+# A tools/call result in its wire form (camelCase keys, as the SDK dumps a CallToolResult): the
+# kernel validates it into the model, the fast path serialises it as it is (:mod:`.fastpath`).
+ToolResult = dict[str, Any]
 
 
-def upstream_error_result(operation: str, response: UpstreamResponse) -> CallToolResult:
+def tool_result_model(result: ToolResult) -> CallToolResult:
+    """The wire result as the SDK's model (what the kernel's handlers return), validated."""
+    return CallToolResult.model_validate(result, by_name=False)
+
+
+def tool_result(
+    content: list[dict[str, Any]], structured: dict[str, Any] | None = None, *, is_error: bool = False
+) -> ToolResult:
+    result: ToolResult = {"content": content}
+    if structured is not None:
+        result["structuredContent"] = structured
+    result["isError"] = is_error
+    return result
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _binary(kind: str, data: bytes, mime_type: str) -> dict[str, Any]:
+    return {"type": kind, "data": _b64(data), "mimeType": mime_type}
+
+
+def _wire_block(block: ContentBlock) -> dict[str, Any]:
+    if isinstance(block, TextBlock):
+        return _text(block.text)
+    if isinstance(block, ImageBlock):
+        return _binary("image", block.data, block.mime_type)
+    if isinstance(block, AudioBlock):
+        return _binary("audio", block.data, block.mime_type)
+    return _wire_content(block).model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def error_result(text: str, structured: dict[str, Any] | None = None) -> ToolResult:
+    return tool_result([_text(text)], structured, is_error=True)
+
+
+def upstream_error_result(operation: str, response: UpstreamResponse) -> ToolResult:
     try:
         body = response.json()
     except ValueError:
@@ -129,32 +165,25 @@ def upstream_error_result(operation: str, response: UpstreamResponse) -> CallToo
     return error_result(text, {"status": response.status, "body": body})
 
 
-def success_result(outcome: Outcome) -> CallToolResult:
+def success_result(outcome: Outcome) -> ToolResult:
     if outcome.mapped:
         value = outcome.value
         if isinstance(value, ToolContent):
             structured = dict(value.structured) if value.structured is not None else None
-            return CallToolResult(
-                content=[_wire_content(block) for block in value.blocks], structured_content=structured
-            )
+            return tool_result([_wire_block(block) for block in value.blocks], structured)
     else:
         response = outcome.response
         media_type = media_type_of(response.content_type)
         if response.body and media_type.startswith("image/"):
-            return CallToolResult(
-                content=[ImageContent(type="image", data=_b64(response.body), mime_type=media_type)]
-            )
+            return tool_result([_binary("image", response.body, media_type)])
         if response.body and media_type.startswith("audio/"):
-            return CallToolResult(
-                content=[AudioContent(type="audio", data=_b64(response.body), mime_type=media_type)]
-            )
+            return tool_result([_binary("audio", response.body, media_type)])
         try:
             value = response.document()
         except ValueError:
-            text = response.body.decode("utf-8", "replace")
-            return CallToolResult(content=[TextContent(type="text", text=text)])
+            return tool_result([_text(response.body.decode("utf-8", "replace"))])
     if value is None:
-        return CallToolResult(content=[])
+        return tool_result([])
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     structured = value if isinstance(value, dict) else None
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+    return tool_result([_text(text)], structured)

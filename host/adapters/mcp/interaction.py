@@ -18,6 +18,7 @@ from mcp.types import (
     InputRequiredResult,
     LoggingMessageNotification,
     LoggingMessageNotificationParams,
+    ServerNotification,
 )
 from mcp_types import MISSING_REQUIRED_CLIENT_CAPABILITY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -27,6 +28,9 @@ from host.model import InputHook, InputRequired, InputRound
 from host.reporting import check_level
 
 log = logging.getLogger("host.mcp")
+
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+Notify = Callable[[ServerNotification], Awaitable[None]]
 
 
 class Notifier:
@@ -39,15 +43,23 @@ class Notifier:
     ``_meta`` log level, none without one; handshake era: every level).
     """
 
-    def __init__(self, ctx: ServerRequestContext[Any]) -> None:
-        self._ctx = ctx
-        self._levels = allowed_log_levels(ctx.protocol_version, ctx.meta)
-        self._queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
+    def __init__(self, levels: frozenset[str], progress: Progress | None, notify: Notify) -> None:
+        self._levels = levels
+        self._progress = progress  # None: the caller asked for no progress
+        self._notify = notify
+        self._queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] | None = None
         self._pump: asyncio.Task[None] | None = None
 
+    @classmethod
+    def of(cls, ctx: ServerRequestContext[Any]) -> Notifier:
+        """The reports of the request ``ctx`` serves, sent through the SDK's request channel."""
+        # The session knows the caller's progress token (or, in process, its callback).
+        notify = partial(ctx.session.send_notification, related_request_id=ctx.request_id)
+        return cls(allowed_log_levels(ctx.protocol_version, ctx.meta), ctx.session.report_progress, notify)
+
     def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
-        # The transport knows the caller's token (or, in process, its callback).
-        self._send(partial(self._ctx.session.report_progress, progress, total, message))
+        if self._progress is not None:
+            self._send(partial(self._progress, progress, total, message))
 
     def log(self, level: str, data: Any, logger: str | None = None) -> None:
         check_level(level)
@@ -55,19 +67,16 @@ class Notifier:
             params = LoggingMessageNotificationParams.model_validate(
                 {"level": level, "data": data, "logger": logger}
             )
-            notification = LoggingMessageNotification(params=params)
-            request_id = self._ctx.request_id
-            self._send(
-                partial(self._ctx.session.send_notification, notification, related_request_id=request_id)
-            )
+            self._send(partial(self._notify, LoggingMessageNotification(params=params)))
 
     def _send(self, report: Callable[[], Awaitable[None]]) -> None:
+        if self._queue is None:  # most calls report nothing: no queue, no task
+            self._queue = asyncio.Queue()
+            self._pump = asyncio.get_running_loop().create_task(self._forward(self._queue))
         self._queue.put_nowait(report)
-        if self._pump is None:
-            self._pump = asyncio.get_running_loop().create_task(self._forward())
 
-    async def _forward(self) -> None:
-        while (report := await self._queue.get()) is not None:
+    async def _forward(self, queue: asyncio.Queue[Callable[[], Awaitable[None]] | None]) -> None:
+        while (report := await queue.get()) is not None:
             try:
                 await report()
             except Exception:  # a report must never fail the call
@@ -75,7 +84,7 @@ class Notifier:
 
     async def aclose(self) -> None:
         """Wait until every report is sent; drop them when the call itself is being cancelled."""
-        if self._pump is None:
+        if self._pump is None or self._queue is None:
             return
         task = asyncio.current_task()
         if task is not None and task.cancelling():

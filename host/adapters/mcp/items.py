@@ -66,10 +66,14 @@ G = TypeVar("G", bound=Guarded)
 
 def caller_refusal(ctx: ServerRequestContext[Any], item: Guarded) -> MCPError | None:
     """Why this request may not use ``item`` (None: it may). Checked before anything runs."""
+    request = ctx.request
+    return refusal_for(item, request.headers if isinstance(request, web.Request) else {})
+
+
+def refusal_for(item: Guarded, headers: Mapping[str, str]) -> MCPError | None:
+    """:func:`caller_refusal` for a request with these headers (the fast path has no SDK context)."""
     if item.caller_check is None:
         return None
-    request = ctx.request
-    headers: Mapping[str, str] = request.headers if isinstance(request, web.Request) else {}
     try:
         check_item(item.caller_check, headers)  # the gate's one way of applying an item's policy
     except Unauthorized as exc:

@@ -46,10 +46,12 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from host import __version__
 from host.adapters.mcp.content import (
+    ToolResult,
     error_result,
     prompt_content,
     resource_contents,
     success_result,
+    tool_result_model,
     upstream_error_result,
 )
 from host.adapters.mcp.interaction import Notifier, ask, input_required, input_unavailable, require_client
@@ -63,7 +65,7 @@ from host.adapters.mcp.items import (
     refuse_dot_segments,
     visible,
 )
-from host.adapters.mcp.state import exchange_of_context
+from host.adapters.mcp.state import Exchange, exchange_of_context
 from host.engine import Engine, Outcome, Target
 from host.errors import CallError, InvalidArguments, StartupError
 from host.gate import item_policy
@@ -179,17 +181,26 @@ class McpService:
         require_client(ctx, entry.spec.requires_client)
         refusal = caller_refusal(ctx, entry)
         if refusal is not None:
-            return error_result(refusal.error.message)  # a tool's refusal is a tool error, as ever
+            return tool_result_model(
+                error_result(refusal.error.message)
+            )  # a tool's refusal is a tool error, as ever
         arguments: Mapping[str, Any] = params.arguments or {}
         if entry.spec.request_input is not None:
             answer = ask(ctx, entry.spec.request_input, arguments, params.request_state)
             if isinstance(answer, InputRequired):
                 if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-                    return error_result(input_unavailable(f"Tool {params.name}", answer))
+                    return tool_result_model(error_result(input_unavailable(f"Tool {params.name}", answer)))
                 return input_required(ctx, answer)
             arguments = answer
+        exchange = exchange_of_context(ctx.request)
+        return tool_result_model(await self.run_tool(entry, arguments, Notifier.of(ctx), exchange))
+
+    async def run_tool(
+        self, entry: ToolEntry, arguments: Mapping[str, Any], notifier: Notifier, exchange: Exchange | None
+    ) -> ToolResult:
+        """A tool's call once the request is admitted, as its wire result (both paths end here)."""
         try:
-            outcome = await self._run(ctx, entry.target, arguments)
+            outcome = await self._run(notifier, exchange, entry.target, arguments)
         except InvalidArguments as exc:
             lines = [f"- {key}: {'; '.join(messages)}" for key, messages in exc.errors.items()]
             return error_result(
@@ -202,14 +213,12 @@ class McpService:
         return success_result(outcome)
 
     async def _run(
-        self, ctx: ServerRequestContext[Any], target: Target, arguments: Mapping[str, Any]
+        self, notifier: Notifier, exchange: Exchange | None, target: Target, arguments: Mapping[str, Any]
     ) -> Outcome:
         """One operation call, its progress and log reports sent to the client before its result."""
-        notifier = Notifier(ctx)
         try:
             with reporting(notifier):
                 outcome = await self.engine.run(target, arguments)
-            exchange = exchange_of_context(ctx.request)
             if outcome.response.mocked and exchange is not None:
                 exchange.mocked = True  # before the reports, which may start the response
         finally:
@@ -267,7 +276,8 @@ class McpService:
                     ]
                 )
             try:
-                outcome = await self._run(ctx, target, arguments)
+                exchange = exchange_of_context(ctx.request)
+                outcome = await self._run(Notifier.of(ctx), exchange, target, arguments)
             except CallError as exc:
                 raise MCPError(code=INTERNAL_ERROR, message=f"{exc.title}: {exc.detail}") from None
             if outcome.response.status >= 400:

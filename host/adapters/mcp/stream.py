@@ -1,4 +1,4 @@
-"""One HTTP exchange as the SDK kernel sees it, and its answer as Server-Sent Events."""
+"""One HTTP exchange as the SDK kernel sees it, and its answer: JSON, or Server-Sent Events."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from typing import Any
 import anyio
 from aiohttp import web
 from mcp.shared.exceptions import NoBackChannelError
+from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS
 from mcp.shared.message import MessageMetadata
 from mcp.shared.transport_context import TransportContext
+from mcp.types import ErrorData
 
+from host.adapters.mcp.items import CALLER_UNAUTHORIZED
 from host.adapters.mcp.state import exchange_of
 from host.observability import REQUEST_ID_HEADER, request_id
 
@@ -23,6 +26,8 @@ log = logging.getLogger("host.mcp")
 
 MOCK_HEADER = "X-Host-Mock"
 SSE_PING_INTERVAL = 15.0  # seconds between keep-alive comments on a quiet event stream
+# 2026-07-28 error statuses: the SDK's, and 403 for an item refused for want of its own credential.
+ERROR_STATUS = {**ERROR_CODE_HTTP_STATUS, CALLER_UNAUTHORIZED: 403}
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache, no-transform",
@@ -62,12 +67,8 @@ class OneShotDispatchContext:
         raise NoBackChannelError(method)
 
     async def notify(self, method: str, params: Mapping[str, Any] | None, opts: Any = None) -> None:
-        if self.sink is None:
-            return
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = dict(params)
-        await self.sink.send(message)
+        if self.sink is not None:
+            await self.sink.send(notification_message(method, params))
 
     async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         if self.progress_token is None:
@@ -78,6 +79,54 @@ class OneShotDispatchContext:
         if message is not None:
             params["message"] = message
         await self.notify("notifications/progress", params)
+
+
+def notification_message(method: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = dict(params)
+    return message
+
+
+def rpc_error(
+    request_id: Any,
+    code: int,
+    message: str,
+    *,
+    status: int,
+    data: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return web.json_response(
+        {"jsonrpc": "2.0", "id": request_id, "error": error}, status=status, headers=headers
+    )
+
+
+def reply(
+    request: web.Request, request_id: Any, outcome: dict[str, Any] | ErrorData, *, modern: bool
+) -> web.Response:
+    """The JSON answer to a request: its result, or its JSON-RPC error."""
+    if isinstance(outcome, ErrorData):
+        # The handshake era answers JSON-RPC errors with 200; 2026-07-28 maps codes to statuses.
+        status = ERROR_STATUS.get(outcome.code, 500) if modern else 200
+        return rpc_error(request_id, outcome.code, outcome.message, data=outcome.data, status=status)
+    response = web.json_response({"jsonrpc": "2.0", "id": request_id, "result": outcome}, dumps=compact_dumps)
+    if exchange_of(request).mocked:
+        response.headers[MOCK_HEADER] = "true"
+    return response
+
+
+async def finish_stream(
+    stream: EventStream, request_id: Any, outcome: dict[str, Any] | ErrorData
+) -> web.StreamResponse:
+    """End the started event stream with the request's result or JSON-RPC error."""
+    if isinstance(outcome, ErrorData):
+        error = outcome.model_dump(mode="json", exclude_none=True)
+        return await stream.finish({"jsonrpc": "2.0", "id": request_id, "error": error})
+    return await stream.finish({"jsonrpc": "2.0", "id": request_id, "result": outcome})
 
 
 def _sse_event(message: Mapping[str, Any]) -> bytes:
@@ -151,3 +200,18 @@ class EventStream:
         except (ConnectionError, RuntimeError):
             self._broken = True  # the client left; the call still runs to its end
             log.debug("MCP: the client closed the event stream")
+
+
+def _accept_kinds(accept: str) -> set[str]:
+    return {part.split(";")[0].strip().lower() for part in accept.split(",")}
+
+
+def accepts_json(accept: str) -> bool:
+    if not accept:
+        return True  # no preference stated: JSON is acceptable
+    return bool(_accept_kinds(accept) & {"application/json", "application/*", "*/*"})
+
+
+def accepts_event_stream(accept: str) -> bool:
+    """Whether the client takes Server-Sent Events (stated, never assumed from a missing Accept)."""
+    return bool(_accept_kinds(accept) & {"text/event-stream", "text/*", "*/*"})

@@ -7,6 +7,9 @@ the kernel's single-exchange driver ``serve_one``, as the SDK's own stateless
 transport does. Bridging the SDK's Starlette app through an ASGI adapter would
 busy-loop the shared event loop on any SSE stream (see docs in shared/).
 
+Plain ``tools/call`` and ``tools/list`` requests are answered beside the kernel by
+:mod:`.fastpath`, with the same checks and the same answers, after the transport rules below.
+
 The gate (:mod:`host.gate`) has applied Host and Origin (DNS rebinding),
 authentication, limits, the body's size and media type before this handler
 runs. The MCP spec's own rules are applied here: method, Accept, Content-Type,
@@ -40,10 +43,18 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from multidict import CIMultiDict
 
 from host.adapters.mcp.content import media_type_of
-from host.adapters.mcp.items import CALLER_UNAUTHORIZED
+from host.adapters.mcp.fastpath import FastPath, load_json_fast
 from host.adapters.mcp.service import McpService
 from host.adapters.mcp.state import exchange_of
-from host.adapters.mcp.stream import MOCK_HEADER, EventStream, OneShotDispatchContext, compact_dumps
+from host.adapters.mcp.stream import (
+    EventStream,
+    OneShotDispatchContext,
+    accepts_event_stream,
+    accepts_json,
+    finish_stream,
+    reply,
+    rpc_error,
+)
 from host.engine import Engine
 from host.errors import BadRequest, CallError, Forbidden, Unauthorized
 from host.gate import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, Port, TransportGuard, principal_of
@@ -57,11 +68,10 @@ MCP_PATH = "/mcp"
 PRM_PATH = "/.well-known/oauth-protected-resource"
 
 _LIFESPAN = web.AppKey("mcp_state", Any)
-# 2026-07-28 error statuses: the SDK's, and 403 for an item refused for want of its own credential.
-_ERROR_STATUS = {**ERROR_CODE_HTTP_STATUS, CALLER_UNAUTHORIZED: 403}
 SERVER_ERROR = -32000  # JSON-RPC's implementation-defined server error: limits and timeouts
 
 __all__ = [  # TransportGuard and the loopback lists moved to host.gate; re-exported for old imports
+    "FAST_PATH",
     "LOOPBACK_HOSTS",
     "LOOPBACK_ORIGINS",
     "MCP_PATH",
@@ -79,6 +89,8 @@ __all__ = [  # TransportGuard and the loopback lists moved to host.gate; re-expo
 class McpSettings:
     max_body_bytes: int
     max_json_depth: int
+    # False: every request goes through the SDK kernel (the differential test's reference).
+    fast_path: bool = True
 
 
 async def render_refusal(
@@ -99,7 +111,7 @@ async def render_refusal(
         return await exchange.stream.finish(
             {"jsonrpc": "2.0", "id": exchange.request_id, "error": error_body}
         )
-    return _rpc_error(None, code, error.detail, status=error.status, headers=headers)
+    return rpc_error(None, code, error.detail, status=error.status, headers=headers)
 
 
 # What the gate needs to know about this port: probes and the OAuth metadata are public.
@@ -110,6 +122,7 @@ MCP_PORT = Port(
     metadata_path=PRM_PATH + MCP_PATH,
 )
 SERVICE = web.AppKey("mcp_service", McpService)
+FAST_PATH = web.AppKey("mcp_fast_path", FastPath)  # absent when every request goes to the kernel
 
 
 def build_mcp_app(
@@ -135,6 +148,8 @@ def build_mcp_app(
 
     app.cleanup_ctx.append(lifespan)
     handler = _McpHandler(service, settings)
+    if handler.fast is not None:
+        app[FAST_PATH] = handler.fast
     app.router.add_route("*", MCP_PATH, handler.handle)
 
     async def healthz(request: web.Request) -> web.Response:
@@ -153,23 +168,6 @@ def build_mcp_app(
     return app
 
 
-def _rpc_error(
-    request_id: Any,
-    code: int,
-    message: str,
-    *,
-    status: int,
-    data: Any = None,
-    headers: Mapping[str, str] | None = None,
-) -> web.Response:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return web.json_response(
-        {"jsonrpc": "2.0", "id": request_id, "error": error}, status=status, headers=headers
-    )
-
-
 @dataclass(frozen=True)
 class _Envelope:
     """A JSON-RPC request that passed the envelope checks."""
@@ -184,9 +182,14 @@ class _Envelope:
 class _Era:
     """The protocol era of a request and what the kernel needs to know of it."""
 
-    connection: Connection
+    version: str
     headers: dict[str, str]  # lowered names, trimmed values
     modern: bool
+    client_info: Any = None  # 2026-07-28: the request's envelope
+    client_capabilities: Any = None
+
+    def connection(self) -> Connection:
+        return Connection.from_envelope(self.version, self.client_info, self.client_capabilities)
 
 
 # A check that applies to one method only, before the kernel: (params, header pairs) -> rejection.
@@ -197,6 +200,7 @@ class _McpHandler:
     def __init__(self, service: McpService, settings: McpSettings) -> None:
         self.service = service
         self.settings = settings
+        self.fast = FastPath(service) if settings.fast_path else None
         # 2026-07-28 checks that depend on the method (the rest is the same for every method).
         self.method_checks: dict[str, _MethodCheck] = {"tools/call": self._param_header_rejection}
 
@@ -218,13 +222,21 @@ class _McpHandler:
         era = self._negotiate(envelope, request.headers)
         if isinstance(era, web.StreamResponse):
             return era
+        if self.fast is not None:
+            answer = await self.fast.answer(
+                request, envelope.request_id, envelope.method, envelope.params, era.version
+            )
+            if answer is not None:
+                return answer
         return await self._exchange(request, envelope, era)
 
     async def _read_envelope(self, request: web.Request) -> _Envelope | web.StreamResponse:
-        try:  # the gate has read the body (JSON, within the size limit): this is its copy
-            message = load_json(await request.read(), self.settings.max_json_depth)
+        # The gate has read the body (JSON, within the size limit): this is its copy.
+        raw, depth = await request.read(), self.settings.max_json_depth
+        try:
+            message = load_json_fast(raw, depth) if self.fast is not None else load_json(raw, depth)
         except BadRequest as exc:
-            return _rpc_error(None, PARSE_ERROR, f"Parse error: {exc.detail}", status=400)
+            return rpc_error(None, PARSE_ERROR, f"Parse error: {exc.detail}", status=400)
         return _envelope(message)
 
     def _negotiate(self, envelope: _Envelope, headers: Mapping[str, str]) -> _Era | web.StreamResponse:
@@ -234,12 +246,11 @@ class _McpHandler:
         lowered = dict(pairs)
         version = lowered.get("mcp-protocol-version")
         if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS:
-            connection = Connection.from_envelope(version or DEFAULT_NEGOTIATED_VERSION, None, None)
-            return _Era(connection, lowered, modern=False)
+            return _Era(version or DEFAULT_NEGOTIATED_VERSION, lowered, modern=False)
         request_id = envelope.request_id
         duplicated = find_duplicated_routing_header(pairs)
         if duplicated is not None:
-            return _rpc_error(request_id, -32020, f"{duplicated} header appears more than once", status=400)
+            return rpc_error(request_id, -32020, f"{duplicated} header appears more than once", status=400)
         verdict = classify_inbound_request(envelope.message, headers=lowered)
         if isinstance(verdict, InboundLadderRejection):
             return _ladder_error(request_id, verdict, ERROR_CODE_HTTP_STATUS.get(verdict.code, 400))
@@ -247,15 +258,12 @@ class _McpHandler:
         rejection = method_check(envelope.params or {}, pairs) if method_check is not None else None
         if rejection is not None:
             return _ladder_error(request_id, rejection, 400)
-        connection = Connection.from_envelope(
-            verdict.protocol_version, verdict.client_info, verdict.client_capabilities
-        )
-        return _Era(connection, lowered, modern=True)
+        return _Era(verdict.protocol_version, lowered, True, verdict.client_info, verdict.client_capabilities)
 
     async def _exchange(self, request: web.Request, envelope: _Envelope, era: _Era) -> web.StreamResponse:
         """Hand the request to the kernel; answer in JSON, or end the event stream it started."""
         # Notifications about the call can travel only on an event stream the client accepts.
-        stream = EventStream(request) if _accepts_event_stream(request.headers.get("Accept", "")) else None
+        stream = EventStream(request) if accepts_event_stream(request.headers.get("Accept", "")) else None
         exchange = exchange_of(request)
         exchange.stream, exchange.request_id = stream, envelope.request_id
         dctx = OneShotDispatchContext(
@@ -272,7 +280,7 @@ class _McpHandler:
                     dctx,
                     envelope.method,
                     envelope.params,
-                    connection=era.connection,
+                    connection=era.connection(),
                     lifespan_state=request.app[_LIFESPAN],
                 )
             )
@@ -280,11 +288,8 @@ class _McpHandler:
             if stream is not None:
                 stream.close()
         if stream is None or not stream.started:
-            return _reply(request, envelope.request_id, outcome, modern=era.modern)
-        if isinstance(outcome, ErrorData):
-            error = outcome.model_dump(mode="json", exclude_none=True)
-            return await stream.finish({"jsonrpc": "2.0", "id": envelope.request_id, "error": error})
-        return await stream.finish({"jsonrpc": "2.0", "id": envelope.request_id, "result": outcome})
+            return reply(request, envelope.request_id, outcome, modern=era.modern)
+        return await finish_stream(stream, envelope.request_id, outcome)
 
     def _param_header_rejection(
         self, params: Mapping[str, Any], headers: list[tuple[str, str]]
@@ -304,17 +309,17 @@ def _http_rejection(request: web.Request) -> web.Response | None:
     headers = request.headers
     if request.method != "POST":
         # Stateless server: no GET stream to open, no session to DELETE.
-        return _rpc_error(
+        return rpc_error(
             None,
             INVALID_REQUEST,
             f"{request.method} is not supported; POST JSON-RPC here",
             status=405,
             headers={"Allow": "POST"},
         )
-    if not _accepts_json(headers.get("Accept", "")):
-        return _rpc_error(None, INVALID_REQUEST, "Accept must include application/json", status=406)
+    if not accepts_json(headers.get("Accept", "")):
+        return rpc_error(None, INVALID_REQUEST, "Accept must include application/json", status=406)
     if media_type_of(headers.get("Content-Type")) != "application/json":  # parameters (charset) allowed
-        return _rpc_error(None, INVALID_REQUEST, "Content-Type must be application/json", status=415)
+        return rpc_error(None, INVALID_REQUEST, "Content-Type must be application/json", status=415)
     return None
 
 
@@ -324,7 +329,7 @@ def _envelope(message: Any) -> _Envelope | web.Response:
         is_response = isinstance(message, dict) and ("result" in message or "error" in message)
         if is_response and "method" not in message:
             return web.Response(status=202)  # a client response: nothing to answer (no back-channel)
-        return _rpc_error(
+        return rpc_error(
             None,
             INVALID_REQUEST,
             "Body must be a single JSON-RPC 2.0 request or notification object",
@@ -339,25 +344,12 @@ def _envelope(message: Any) -> _Envelope | web.Response:
         or not isinstance(method, str)
         or (params is not None and not isinstance(params, dict))
     ):
-        return _rpc_error(None, INVALID_REQUEST, "Invalid JSON-RPC request: id, method or params", status=400)
+        return rpc_error(None, INVALID_REQUEST, "Invalid JSON-RPC request: id, method or params", status=400)
     return _Envelope(request_id, method, params, message)
 
 
 def _ladder_error(request_id: Any, rejection: InboundLadderRejection, status: int) -> web.Response:
-    return _rpc_error(request_id, rejection.code, rejection.message, data=rejection.data, status=status)
-
-
-def _reply(
-    request: web.Request, request_id: Any, outcome: dict[str, Any] | ErrorData, *, modern: bool
-) -> web.Response:
-    if isinstance(outcome, ErrorData):
-        # The handshake era answers JSON-RPC errors with 200; 2026-07-28 maps codes to statuses.
-        status = _ERROR_STATUS.get(outcome.code, 500) if modern else 200
-        return _rpc_error(request_id, outcome.code, outcome.message, data=outcome.data, status=status)
-    response = web.json_response({"jsonrpc": "2.0", "id": request_id, "result": outcome}, dumps=compact_dumps)
-    if exchange_of(request).mocked:
-        response.headers[MOCK_HEADER] = "true"
-    return response
+    return rpc_error(request_id, rejection.code, rejection.message, data=rejection.data, status=status)
 
 
 async def _settle(call: Awaitable[dict[str, Any]]) -> dict[str, Any] | ErrorData:
@@ -366,18 +358,3 @@ async def _settle(call: Awaitable[dict[str, Any]]) -> dict[str, Any] | ErrorData
         return await call
     except Exception as exc:
         return modern_error_data(exc)
-
-
-def _accept_kinds(accept: str) -> set[str]:
-    return {part.split(";")[0].strip().lower() for part in accept.split(",")}
-
-
-def _accepts_json(accept: str) -> bool:
-    if not accept:
-        return True  # no preference stated: JSON is acceptable
-    return bool(_accept_kinds(accept) & {"application/json", "application/*", "*/*"})
-
-
-def _accepts_event_stream(accept: str) -> bool:
-    """Whether the client takes Server-Sent Events (stated, never assumed from a missing Accept)."""
-    return bool(_accept_kinds(accept) & {"text/event-stream", "text/*", "*/*"})

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
 
 from aiohttp import web
-from mcp.server import ServerRequestContext
+from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, Tool
 

@@ -348,3 +348,20 @@ async def test_a_skill_request_is_a_server_span_continuing_the_callers_trace(rec
     [span] = receiver.trace("abcdef1234567890abcdef1234567890", 1)
     assert (span.kind, span.parent_span_id) == ("server", "1234567890abcdef")
     assert span.name == "GET /skills/onboarding-guide"  # each skill is its own route
+
+
+def test_building_with_tracing_on_starts_no_exporter(tmp_path: Path, upstream: FakeUpstream) -> None:
+    """``host check --config`` and the --workers supervisor build the host without serving it: the
+    settings are checked then, but no exporter thread is started (the apps start it)."""
+    import threading
+
+    from host.app import build
+    from host.config import HostConfig
+
+    config = HostConfig.model_validate(
+        {"capabilities": [capability(tmp_path, "alpha", upstream.url)], "observability": {"enabled": True}}
+    )
+    before = {thread.ident for thread in threading.enumerate()}
+    built = build(config, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}, discover=False)
+    assert built.engine.client_traces is not None  # tracing is installed ...
+    assert {thread.ident for thread in threading.enumerate()} == before  # ... and nothing runs yet

@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -154,7 +154,8 @@ class Tracing:
     injector: TextMapPropagator
 
     @classmethod
-    def start(cls, settings: TraceSettings) -> Tracing:
+    def build(cls, settings: TraceSettings) -> Tracing:
+        """The tracer, exporting nothing yet: building starts no thread (:meth:`open` does)."""
         sampler = ItemSampler(
             make_sampler(settings.sampling),
             {key: make_sampler(sampling) for key, sampling in settings.items.items()},
@@ -162,8 +163,20 @@ class Tracing:
         # A given OTEL_SERVICE_NAME is already in settings.service; OTEL_RESOURCE_ATTRIBUTES adds the rest.
         resource = Resource.create({"service.name": settings.service, "service.version": __version__})
         provider = TracerProvider(sampler=sampler, resource=resource, shutdown_on_exit=False)
+        return cls(
+            settings,
+            provider,
+            provider.get_tracer("capability-host", __version__),
+            make_propagator(settings.extract),
+            make_propagator(settings.propagators),
+        )
+
+    async def open(self) -> None:
+        """Start exporting (the batch processor's thread), as the apps start."""
+        settings = self.settings
         if settings.endpoint is not None:
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.endpoint)))
+            exporter = OTLPSpanExporter(endpoint=settings.endpoint)
+            self.provider.add_span_processor(BatchSpanProcessor(exporter))
         log.info(
             "tracing: OpenTelemetry spans to %s as %r (sampler %s %g, propagators %s)",
             shown_endpoint(settings.endpoint) if settings.endpoint else "nowhere (OTEL_TRACES_EXPORTER=none)",
@@ -171,13 +184,6 @@ class Tracing:
             settings.sampling.name,
             settings.sampling.ratio,
             ",".join(settings.propagators),
-        )
-        return cls(
-            settings,
-            provider,
-            provider.get_tracer("capability-host", __version__),
-            make_propagator(settings.extract),
-            make_propagator(settings.propagators),
         )
 
     async def close(self) -> None:
@@ -464,14 +470,16 @@ def install(
     if disabled_by_environment(environ):
         log.info("tracing: off (OTEL_SDK_DISABLED=true)")
         return None
-    tracing = Tracing.start(resolve(config, environ, file_items(catalog)))
+    tracing = Tracing.build(resolve(config, environ, file_items(catalog)))
     for adapter, app in apps.items():
         app.middlewares.insert(0, tracing.middleware(adapter))  # outside the gate: it traces refusals too
     observability.exemplar = exemplar
-    first = next(iter(apps.values()))
+    first = next(iter(apps.values()))  # both ports run together: the first one carries the exporter
 
-    async def close(app: web.Application) -> None:
+    async def export(app: web.Application) -> AsyncIterator[None]:
+        await tracing.open()
+        yield
         await tracing.close()
 
-    first.on_cleanup.append(close)
+    first.cleanup_ctx.append(export)
     return tracing

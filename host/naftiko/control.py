@@ -84,7 +84,8 @@ def _observability(ctx: Context, observability: dict[str, Any], path: str, repor
         report(
             "observability.traces.sampling",
             MAPPED,
-            f"{sampling:g} of the traces {_TRACED} start (a caller's sampled traceparent is followed)",
+            f"{sampling:g} of the traces started by this file's REST resources, MCP tools and prompts "
+            "(a caller's sampled traceparent is followed)",
         )
     if propagation is not None:
         report(

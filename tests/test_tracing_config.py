@@ -365,3 +365,29 @@ def test_building_with_tracing_on_starts_no_exporter(tmp_path: Path, upstream: F
     built = build(config, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}, discover=False)
     assert built.engine.client_traces is not None  # tracing is installed ...
     assert {thread.ident for thread in threading.enumerate()} == before  # ... and nothing runs yet
+
+
+@pytest.mark.parametrize(
+    ("environ", "endpoint"),
+    [
+        ({}, "http://localhost:4318/v1/traces"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"}, "http://collector:4318/v1/traces"),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://traces.example/otlp",
+            },
+            "https://traces.example/otlp",  # the signal's own variable is the URL as it is
+        ),
+        ({"OTEL_TRACES_EXPORTER": "none"}, None),
+    ],
+)
+def test_the_endpoint_follows_the_otlp_variables(environ: dict[str, str], endpoint: str | None) -> None:
+    from host.config import HostConfig
+    from host.tracing.settings import resolve
+
+    settings = resolve(HostConfig.model_validate({"observability": {"enabled": True}}), environ, [])
+    assert settings.endpoint == endpoint
+    assert settings.service == "capability-host"
+    assert (settings.sampling.name, settings.sampling.ratio) == ("parentbased_traceidratio", 1.0)
+    assert settings.propagators == ("tracecontext",)

@@ -10,7 +10,9 @@ passes when its status is OK or WARN (it is served).
 
 Then every MCP tool of every served file is called end to end (``tools/call``, in process) with arguments
 made from its own input schema, every consumed namespace pointed at one fake upstream that answers 200
-``{}``. A tool is callable when the result is not an error and the upstream received a request.
+with an empty document in the format the tool's operation declares (``outputRawFormat``: ``{}`` for
+JSON, ``<root/>`` for XML, ...). A tool is callable when the result is not an error and the upstream
+received a request.
 """
 
 from __future__ import annotations
@@ -84,6 +86,21 @@ FORMATS = {
     "ipv4": "127.0.0.1",
     "hostname": "example.com",
 }
+
+
+# An empty document in each declared outputRawFormat, so that the measure judges the host, not the
+# fake's choice of format (an XML operation answered with JSON would fail to decode upstream too).
+EMPTY_ANSWERS: dict[str, tuple[bytes, str]] = {
+    "xml": (b'<?xml version="1.0"?><root/>', "application/xml"),
+    "yaml": (b"{}", "application/yaml"),
+    "csv": (b"id\n1\n", "text/csv"),
+    "tsv": (b"id\n1\n", "text/tab-separated-values"),
+    "psv": (b"id\n1\n", "text/plain"),
+    "html": (b"<html><body><table><tr><th>id</th></tr><tr><td>1</td></tr></table></body></html>", "text/html"),
+    "markdown": (b"# Title\n", "text/markdown"),
+    "text": (b"ok", "text/plain"),
+}
+JSON_ANSWER = (b"{}", "application/json")
 
 
 @dataclass
@@ -173,8 +190,20 @@ def _host_toml(path: Path, upstream_url: str) -> str:
     return consumes + f"[[capabilities]]\npath = {json.dumps(str(path.resolve()))}\n"
 
 
-async def _call(client: Any, upstream: Any, file: str, tool: Any) -> ToolOutcome:
+def output_format(catalog: Any, tool_name: str) -> str:
+    """The declared ``outputRawFormat`` of the operation a served tool calls (``json`` when unknown)."""
+    contributed = catalog.tools.get(tool_name)
+    namespace, _, name = (contributed.item.operation if contributed else "").rpartition(".")
+    api = catalog.apis.get(namespace)
+    operation = next((op for op in api.item.operations if op.name == name), None) if api else None
+    return str(operation.output_format).partition(":")[0] if operation else "json"
+
+
+async def _call(client: Any, upstream: Any, file: str, tool: Any, answer_format: str = "json") -> ToolOutcome:
     arguments = example_value(tool.input_schema or {"type": "object"})
+    body, content_type = EMPTY_ANSWERS.get(answer_format, JSON_ANSWER)
+    upstream.reset()
+    upstream.route("*", "*", body=body, content_type=content_type)
     with upstream.capture() as seen:
         try:
             result = await asyncio.wait_for(client.call_tool(tool.name, arguments), TOOL_TIMEOUT)
@@ -203,7 +232,11 @@ async def _file_outcomes(result: dict[str, Any], upstream: Any) -> list[ToolOutc
                 )
                 client = await stack.enter_async_context(served.in_memory_mcp_client())
                 tools = (await client.list_tools()).tools
-                return [await _call(client, upstream, file, tool) for tool in tools]
+                catalog = served.host.catalog
+                return [
+                    await _call(client, upstream, file, tool, output_format(catalog, tool.name))
+                    for tool in tools
+                ]
         except StartupError as exc:
             missing = _missing_variables(str(exc)) - set(environ)
             if not missing:
@@ -214,12 +247,11 @@ async def _file_outcomes(result: dict[str, Any], upstream: Any) -> list[ToolOutc
 
 async def callable_outcomes(results: list[dict[str, Any]]) -> list[ToolOutcome]:
     """Call every MCP tool of each served file, with arguments made from its input schema, against one
-    fake upstream that answers 200 ``{}`` to anything."""
+    fake upstream that answers 200 with an empty document in the operation's declared format."""
     from host.testing import FakeUpstream
 
     outcomes: list[ToolOutcome] = []
     with FakeUpstream() as upstream:
-        upstream.route("*", "*", json={})
         for result in results:
             outcomes += await _file_outcomes(result, upstream)
     return outcomes

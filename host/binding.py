@@ -98,6 +98,7 @@ def bind(api: ConsumedApi, settings: ConsumeConfig, environ: Mapping[str, str], 
     values, candidates = _read_variables(api, settings, environ, where)
     # The override replaces the whole base URI, so variables only it needed may be absent.
     needed = set() if settings.base_uri else set(templates.names(api.base_uri))
+    needed |= _bound_path_names(api, candidates)
     _require(needed | _credential_names(api.auth), values, candidates, api.namespace, where)
     if api.operations and all(operation.static for operation in api.operations):
         return BoundApi.make(api, "static://", None, settings, mock=False, variables=values)
@@ -157,6 +158,17 @@ def _require(
             f"{where}: {{{name}}} has no value; map it to an environment variable under "
             f"[consumes.{namespace}] variables, or set base_uri"
         )
+
+
+def _bound_path_names(api: ConsumedApi, candidates: Mapping[str, list[EnvVar]]) -> set[str]:
+    """Placeholders in the operations' paths that a variable fills: the operator's values, so a missing
+    one stops start-up (as for the base URI) instead of failing every call with a caller error."""
+    return {
+        name
+        for operation in api.operations
+        for name in templates.names(operation.path)
+        if name in candidates or name.split(".", 1)[-1] in candidates
+    }
 
 
 def _credential_names(auth: Auth | None) -> set[str]:

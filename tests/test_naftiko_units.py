@@ -93,6 +93,7 @@ capability:
       - {name: code, type: string, required: true, pattern: '^[A-Z]{3}$'}
       - {name: size, type: integer}
       call: svc.get-item
+      with: {id: tools.code, kind: tools.code}  # the path's parameters: unmapped, they would be inputs
     - name: static
       description: A mock tool.
       outputParameters:

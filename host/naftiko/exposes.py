@@ -38,7 +38,12 @@ from host.naftiko.forward import compile_forward
 from host.naftiko.jsonpath import JsonPathError, compile_path
 from host.naftiko.outputs import mock_value, output_mapper
 from host.naftiko.requests import WithMapping
-from host.naftiko.schemas import declared_schema, derived_schema, relax_unsuppliable
+from host.naftiko.schemas import (
+    declared_schema,
+    derived_schema,
+    relax_unsuppliable,
+    unoffered_path_inputs,
+)
 from host.naftiko.skill_exposes import compile_skills
 from host.naftiko.steps import compile_steps, steps_schema
 
@@ -220,6 +225,7 @@ def _tool(ctx: Context, raw: Any, namespace: str, path: str, *, stdio: bool = Fa
         schema = declared_schema(ctx, tool.inputParameters, path)
         offered = {p.name for p in tool.inputParameters} | set(tool.with_ or {})
         relax_unsuppliable(ctx, operation, offered, path)
+        schema = _with_required_inputs(schema, unoffered_path_inputs(ctx, operation, offered, path))
     elif tool.steps:
         schema = steps_schema(tool.steps, namespace)
     else:
@@ -243,6 +249,13 @@ def _tool(ctx: Context, raw: Any, namespace: str, path: str, *, stdio: bool = Fa
             caller_auth=ctx.caller_auth,
         )
     )
+
+
+def _with_required_inputs(schema: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    if not inputs:
+        return schema
+    required = [*schema.get("required", ()), *inputs]
+    return {**schema, "properties": {**schema["properties"], **inputs}, "required": required}
 
 
 def _mcp_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:

@@ -72,6 +72,40 @@ def relax_unsuppliable(ctx: Context, operation: str, offered: set[str], path: st
         )
 
 
+def unoffered_path_inputs(ctx: Context, operation: str, offered: set[str], path: str) -> dict[str, Any]:
+    """Path parameters of ``operation`` an exposure with declared inputs neither declares nor maps.
+
+    A header or query parameter can be left out (the upstream decides); a path parameter cannot: the URL
+    cannot be built without it. So each becomes a required input of the exposure (typed and described
+    by the consumed parameter when there is one), named in a load warning. Variables the file binds
+    are the operator's (a missing one stops start-up), never inputs.
+    """
+    op = ctx.ops.get(operation)
+    api = next((api for api in ctx.out.apis if op and api.namespace == op.namespace), None)
+    if op is None or api is None:
+        return {}
+    bound = {v.key for v in api.variables}
+    declared = {p.name: p for p in op.params if p.in_ == "path"}
+    placeholders = [name.split(".", 1)[-1] for name in templates.names(op.path) if name not in bound]
+    wanted = [*placeholders, *(name for name, p in declared.items() if p.required and p.value is None)]
+    inputs: dict[str, Any] = {}
+    for name in dict.fromkeys(wanted):
+        source = declared.get(name)
+        if name in offered or name in bound or (source is not None and source.value is not None):
+            continue
+        inputs[name] = (
+            param_schema(ctx, source, path)
+            if source is not None
+            else {"type": "string", "description": f"path parameter {{{name}}} of {operation}"}
+        )
+        ctx.warn(
+            path,
+            f"{operation} needs path parameter {name!r}, which this exposure neither declares nor maps in "
+            "`with`; it is offered as a required input",
+        )
+    return inputs
+
+
 def _auth_headers(auth: Auth | None) -> set[str]:
     if isinstance(auth, BearerAuth | BasicAuth | DigestAuth):
         return {"authorization"}

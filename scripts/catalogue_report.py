@@ -96,7 +96,10 @@ EMPTY_ANSWERS: dict[str, tuple[bytes, str]] = {
     "csv": (b"id\n1\n", "text/csv"),
     "tsv": (b"id\n1\n", "text/tab-separated-values"),
     "psv": (b"id\n1\n", "text/plain"),
-    "html": (b"<html><body><table><tr><th>id</th></tr><tr><td>1</td></tr></table></body></html>", "text/html"),
+    "html": (
+        b"<html><body><table><tr><th>id</th></tr><tr><td>1</td></tr></table></body></html>",
+        "text/html",
+    ),
     "markdown": (b"# Title\n", "text/markdown"),
     "text": (b"ok", "text/plain"),
 }

@@ -14,7 +14,10 @@ built. Two catalogue shapes:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,6 +107,16 @@ def _toml(path: Path, namespace: str, base_uri: str) -> str:
     return f'[consumes.{namespace}]\nbase_uri = "{base_uri}"\n[[capabilities]]\npath = "{path}"\n'
 
 
+@contextlib.asynccontextmanager
+async def _client(config: str, environ: dict[str, str]) -> AsyncIterator[Any]:
+    """The SDK client of a host built in process from ``config``."""
+    async with (
+        serve_in_process(config, environ, plugins=(), discover=False) as served,
+        served.in_memory_mcp_client() as client,
+    ):
+        yield client
+
+
 def test_an_unoffered_path_parameter_is_a_required_input_with_a_warning(tmp_path: Path) -> None:
     capability = tmp_path / "kvdb.yaml"
     capability.write_text(KVDB, encoding="utf-8")
@@ -125,14 +138,13 @@ async def test_the_offered_path_parameter_builds_the_url(tmp_path: Path) -> None
     with FakeUpstream() as upstream:
         upstream.route("GET", "*", json={"keys": ["a"]})
         config = _toml(capability, "kvdb", upstream.url)
-        async with serve_in_process(config, {}, plugins=(), discover=False) as served:
-            async with served.in_memory_mcp_client() as client:
-                listed = {tool.name: tool for tool in (await client.list_tools()).tools}
-                assert "bucket_id" in listed["listkeys"].input_schema["required"]
-                result = await client.call_tool("listkeys", {"bucket_id": "b1", "prefix": "user"})
-                assert not result.is_error, result.content
-                refused = await client.call_tool("listkeys", {"prefix": "user"})
-                assert refused.is_error
+        async with _client(config, {}) as client:
+            listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+            assert "bucket_id" in listed["listkeys"].input_schema["required"]
+            result = await client.call_tool("listkeys", {"bucket_id": "b1", "prefix": "user"})
+            assert not result.is_error, result.content
+            refused = await client.call_tool("listkeys", {"prefix": "user"})
+            assert refused.is_error
         [request] = upstream.requests
         assert request.path == "/b1"
         assert dict(request.query) == {"prefix": "user"}
@@ -161,9 +173,8 @@ async def test_a_bound_path_variable_fills_the_path(tmp_path: Path) -> None:
         upstream.route("GET", "*", json=[])
         config = _toml(capability, "whatfix", upstream.url)
         environ = {"WHATFIX_ACCOUNT_ID": "acct-7"}
-        async with serve_in_process(config, environ, plugins=(), discover=False) as served:
-            async with served.in_memory_mcp_client() as client:
-                result = await client.call_tool("list-end-users", {})
-                assert not result.is_error, result.content
+        async with _client(config, environ) as client:
+            result = await client.call_tool("list-end-users", {})
+            assert not result.is_error, result.content
         [request] = upstream.requests
         assert request.path == "/acct-7/end-users"

@@ -12,6 +12,7 @@ from host.model import (
     CallerAuth,
     ConsumedApi,
     ConsumedOperation,
+    JsonSchema,
     McpPrompt,
     McpResource,
     McpTool,
@@ -251,7 +252,7 @@ def _tool(ctx: Context, raw: Any, namespace: str, path: str, *, stdio: bool = Fa
     )
 
 
-def _with_required_inputs(schema: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+def _with_required_inputs(schema: JsonSchema, inputs: dict[str, Any]) -> JsonSchema:
     if not inputs:
         return schema
     required = [*schema.get("required", ()), *inputs]

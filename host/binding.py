@@ -26,6 +26,7 @@ from host.model import (
     Credential,
     DigestAuth,
     EnvVar,
+    credentials,
 )
 from host.resilience import CircuitBreaker, RateLimit, TokenBucket
 from host.secrets import REDACTOR, Secret
@@ -41,6 +42,7 @@ class BoundAuth:
     username: Secret | None = None
     password: Secret | None = None
     unsupported: str | None = None
+    extra_headers: tuple[tuple[str, Secret], ...] = ()  # sent with ``header`` (an apikey of several)
 
 
 @dataclass(frozen=True)
@@ -173,20 +175,10 @@ def _bound_path_names(api: ConsumedApi, candidates: Mapping[str, list[EnvVar]]) 
 
 def _credential_names(auth: Auth | None) -> set[str]:
     found: set[str] = set()
-    for credential in _credentials(auth):
+    for credential in credentials(auth):
         if isinstance(credential, str):
             found.update(templates.names(credential, single_brace=False))
     return found
-
-
-def _credentials(auth: Auth | None) -> list[Credential]:
-    if isinstance(auth, BearerAuth):
-        return [auth.token]
-    if isinstance(auth, (BasicAuth, DigestAuth)):
-        return [auth.username, auth.password]
-    if isinstance(auth, ApiKeyAuth):
-        return [auth.value]
-    return []
 
 
 def _bind_auth(
@@ -210,7 +202,10 @@ def _bind_auth(
         token = resolve(auth.token, "bearer token")
         return BoundAuth("bearer", header=("Authorization", Secret("Bearer " + token.reveal())))
     if isinstance(auth, BasicAuth):
-        user, password = resolve(auth.username, "username"), resolve(auth.password, "password")
+        # A password written empty in the file is meant: the API key as the username, an empty password
+        # (StackOne's and Shift4's convention). One that renders empty from the environment is refused.
+        password = Secret("") if auth.password == "" else resolve(auth.password, "password")
+        user = resolve(auth.username, "username")
         encoded = base64.b64encode(f"{user.reveal()}:{password.reveal()}".encode()).decode()
         return BoundAuth("basic", header=("Authorization", Secret("Basic " + encoded)))
     if isinstance(auth, DigestAuth):
@@ -221,7 +216,8 @@ def _bind_auth(
         value = resolve(auth.value, f"API key {auth.name}")
         if auth.placement == "query":
             return BoundAuth("apikey", query=(auth.name, value))
-        return BoundAuth("apikey", header=(auth.name, value))
+        extra = tuple((name, resolve(key, f"API key {name}")) for name, key in auth.extra_headers)
+        return BoundAuth("apikey", header=(auth.name, value), extra_headers=extra)
     return BoundAuth("unsupported", unsupported=auth.type)
 
 

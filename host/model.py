@@ -85,6 +85,8 @@ class ApiKeyAuth:
     name: str
     value: Credential
     placement: str = "header"
+    # Further (name, value) headers sent with it: APIs that want two keys (Datadog's API and app keys).
+    extra_headers: tuple[tuple[str, Credential], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,17 @@ class UnsupportedAuth:
 
 
 Auth = BearerAuth | BasicAuth | DigestAuth | ApiKeyAuth | UnsupportedAuth
+
+
+def credentials(auth: Auth | None) -> list[Credential]:
+    """Every credential an outbound authentication sends (none for an unsupported one)."""
+    if isinstance(auth, BearerAuth):
+        return [auth.token]
+    if isinstance(auth, BasicAuth | DigestAuth):
+        return [auth.username, auth.password]
+    if isinstance(auth, ApiKeyAuth):
+        return [auth.value, *(value for _, value in auth.extra_headers)]
+    return []
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,8 @@ def _prepare(
     auth = bound.auth
     if auth is not None and auth.header is not None:
         headers[auth.header[0]] = auth.header[1].reveal()
+        for name, value in auth.extra_headers:
+            headers[name] = value.reveal()
     if auth is not None and auth.query is not None:
         query.append((auth.query[0], auth.query[1].reveal()))
     return request.method, upstream_url(bound.base_url, request.path), query, headers, request.body

@@ -22,6 +22,7 @@ from host.model import (
     DigestAuth,
     EnvVar,
     UnsupportedAuth,
+    credentials,
 )
 from host.naftiko.context import ConsumedOp, Context, FileError, confined_path
 from host.naftiko.document import (
@@ -35,6 +36,7 @@ from host.naftiko.document import (
 from host.naftiko.requests import CONTENT_TYPES, NaftikoRequest
 
 SECRET_WORDS = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASS|CREDENTIAL|AUTH", re.IGNORECASE)
+ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
 
@@ -106,6 +108,7 @@ def compile_consumes(ctx: Context, raw: Any, path: str) -> None:
         if name not in known and short not in known:
             variables += _guess_env(ctx, name, spec.namespace)
     auth = _auth(ctx, spec.authentication, f"{path}.authentication")
+    variables += _credential_variables(auth, {v.key for v in variables})
     operations: list[ConsumedOperation] = []
     api_params = ctx.params(spec.inputParameters, f"{path}.inputParameters")
     ctx.api_params[spec.namespace] = api_params
@@ -175,28 +178,31 @@ def _guess_env(ctx: Context, name: str, namespace: str) -> list[EnvVar]:
     return [EnvVar(env_name, placeholder=name) for env_name in dict.fromkeys(names)]
 
 
+def _credential_variables(auth: Auth | None, known: set[str]) -> list[EnvVar]:
+    """``{{ACCESS_TOKEN}}`` in a credential that no bind names: the environment variable of that name,
+    as for the base URI, so that ``host check`` and start-up name what to export. Only names spelled as
+    environment variables: ``{{signature}}`` is no operator's value (a per-request signature)."""
+    found: list[EnvVar] = []
+    for credential in credentials(auth):
+        for name in templates.names(credential, single_brace=False) if isinstance(credential, str) else []:
+            short = name.split(".", 1)[-1]
+            if name not in known and short not in known and ENV_NAME.fullmatch(short):
+                found.append(EnvVar(short, secret=True))
+                known.add(short)
+    return found
+
+
 def _auth(ctx: Context, spec: AuthSpec | None, path: str) -> Auth | None:
     if spec is None:
         return None
     kind = spec.type.lower()
-    fields: list[str | None] = []
     auth: Auth
     if kind == "bearer":
-        fields = [spec.token]
         auth = BearerAuth(spec.token or "")
     elif kind in {"basic", "digest"}:
-        fields = [spec.username, spec.password]
         auth = (BasicAuth if kind == "basic" else DigestAuth)(spec.username or "", spec.password or "")
     elif kind == "apikey":
-        fields = [spec.value]
-        placement = (spec.placement or "header").lower()
-        if placement not in {"header", "query"}:
-            ctx.warn(f"{path}.placement", f"placement {placement!r} unknown; sending a header")
-            placement = "header"
-        if not spec.key:
-            ctx.warn(f"{path}.key", "apikey without a key name; calls will fail")
-            return UnsupportedAuth("apikey without a key name")
-        auth = ApiKeyAuth(spec.key, spec.value or "", placement)
+        auth = _apikey(ctx, spec, path)
     else:
         ctx.warn(
             f"{path}.type",
@@ -204,10 +210,24 @@ def _auth(ctx: Context, spec: AuthSpec | None, path: str) -> Auth | None:
             "calls to these operations fail with a clear error (never unauthenticated)",
         )
         return UnsupportedAuth(spec.type)
-    for value in fields:
-        if value and not templates.names(value, single_brace=False):
+    for value in credentials(auth):
+        if isinstance(value, str) and value and not templates.names(value, single_brace=False):
             ctx.warn(path, "literal credential in the file: prefer a {{VAR}} bound to the environment")
     return auth
+
+
+def _apikey(ctx: Context, spec: AuthSpec, path: str) -> ApiKeyAuth | UnsupportedAuth:
+    placement = (spec.placement or "header").lower()
+    if placement not in {"header", "query"}:
+        ctx.warn(f"{path}.placement", f"placement {placement!r} unknown; sending a header")
+        placement = "header"
+    if not spec.key:
+        ctx.warn(f"{path}.key", "apikey without a key name; calls will fail")
+        return UnsupportedAuth("apikey without a key name")
+    # Further headers of the same key (the catalogue's `headers` dialect, read by document.normalise).
+    extra = (spec.model_extra or {}).get("headers") if placement == "header" else None
+    extra_headers = tuple((str(k), str(v)) for k, v in extra.items()) if isinstance(extra, dict) else ()
+    return ApiKeyAuth(spec.key, spec.value or "", placement, extra_headers)
 
 
 def _operation(

@@ -189,9 +189,44 @@ def _normalise_auth(auth: Any, path: str, warn: Any) -> None:
     if kind == "apiKey":
         auth["type"] = "apikey"
         warn(f"{path}.type", "dialect: 'apiKey' read as 'apikey'")
-    if auth.get("type") == "apikey" and "key" not in auth and "name" in auth:
+    if auth.get("type") == "apikey":
+        _normalise_apikey(auth, path, warn)
+    elif auth.get("type") == "bearer" and "token" not in auth and isinstance(auth.get("value"), str):
+        auth["token"] = auth.pop("value")
+        if str(auth.get("placement", "header")).lower() == "header":  # where a bearer token goes anyway
+            auth.pop("placement", None)
+        warn(path, "dialect: bearer 'value' read as 'token'")
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+def _normalise_apikey(auth: dict[str, Any], path: str, warn: Any) -> None:
+    """The catalogue's apikey dialects, read as the schema's ``{key, value, placement}``.
+
+    ``{in, name, value}``; ``{header, value|token}`` and ``{header, key: '{{VALUE}}'}`` (the header's
+    name under ``header``); ``token`` for ``value``; ``{headers: {A: v, B: w}}``, one key per header
+    (kept as ``headers`` for the second and later ones).
+    """
+    if "key" not in auth and "name" in auth:
         # catalogue dialect {in, name, value} for the schema's {placement, key, value}
         auth["key"] = auth.pop("name")
         if "in" in auth:
             auth["placement"] = auth.pop("in")
         warn(path, "dialect: apikey {in, name, value} read as {placement, key, value}")
+    header = auth.get("header")
+    if isinstance(header, str) and ("key" not in auth or _is_template(auth["key"])):
+        if _is_template(auth.get("key")) and "value" not in auth and "token" not in auth:
+            auth["value"] = auth.pop("key")
+        auth["key"] = auth.pop("header")
+        auth.setdefault("placement", "header")
+        warn(path, "dialect: apikey {header, value} read as {key: <header>, value, placement: header}")
+    if "value" not in auth and isinstance(auth.get("token"), str):
+        auth["value"] = auth.pop("token")
+        warn(path, "dialect: apikey 'token' read as 'value'")
+    headers = auth.get("headers")
+    if "key" not in auth and isinstance(headers, dict) and headers:
+        (first, value), *others = headers.items()
+        auth.update(key=str(first), value=value, placement="header", headers=dict(others))
+        warn(path, f"dialect: apikey headers read as one key per header ({', '.join(map(str, headers))})")

@@ -110,7 +110,7 @@ def _auth_headers(auth: Auth | None) -> set[str]:
     if isinstance(auth, BearerAuth | BasicAuth | DigestAuth):
         return {"authorization"}
     if isinstance(auth, ApiKeyAuth) and auth.placement == "header":
-        return {auth.name.lower()}
+        return {auth.name.lower(), *(name.lower() for name, _ in auth.extra_headers)}
     return set()
 
 

@@ -7,12 +7,11 @@ an operation some plugin provides. Loading plugins is :mod:`host.plugins`' job.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from host.errors import StartupError
-from host.model import ConsumedApi, McpPrompt, McpResource, McpTool, RestResource
+from host.model import ConsumedApi, McpPrompt, McpResource, McpTool, RestResource, route_shape
 
 if TYPE_CHECKING:
     from host.naftiko import FileReport
@@ -128,7 +127,7 @@ def merge(catalog: Catalog, staged: Staged) -> None:
         method = resource.method.upper()
         _claim(
             catalog.rest,
-            (method, _route_shape(resource.path)),
+            (method, route_shape(resource.path)),
             Contributed(resource, name, version),
             f"REST resource {method} {resource.path}",
         )
@@ -147,11 +146,6 @@ def merge(catalog: Catalog, staged: Staged) -> None:
         _claim(
             catalog.prompts, prompt.name, Contributed(prompt, name, version), f"MCP prompt {prompt.name!r}"
         )
-
-
-def _route_shape(path: str) -> str:
-    """``/v1/a/{id}`` and ``/v1/a/{name}`` are the same route: compare with parameters blanked."""
-    return re.sub(r"\{[^}]*\}", "{}", path)
 
 
 def _claim(table: dict[Any, Contributed[Any]], key: Any, item: Contributed[Any], what: str) -> None:

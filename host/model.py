@@ -13,6 +13,7 @@ operation) and in the adapters (:mod:`host.adapters.rest`, :mod:`host.adapters.m
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -25,6 +26,16 @@ JsonSchema = Mapping[str, Any]
 Arguments = Mapping[str, Any]
 
 ANY_OBJECT: JsonSchema = MappingProxyType({"type": "object"})
+
+# REST paths the host serves itself (host/adapters/rest.py's RESERVED_PATHS; /skills when a skill is
+# served): a capability's resource there cannot be served.
+HOST_REST_PATHS = ("/healthz", "/readyz", "/openapi.json", "/metrics")
+SKILLS_PATH = "/skills"
+
+
+def route_shape(path: str) -> str:
+    """``/v1/a/{id}`` and ``/v1/a/{name}`` are the same route: compare with parameters blanked."""
+    return re.sub(r"\{[^}]*\}", "{}", path)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from host.model import SKILLS_PATH, route_shape
 from host.naftiko.aggregates import collect_functions
 from host.naftiko.consumes import compile_binds, compile_consumes
 from host.naftiko.context import Compiled, Context, FileError
@@ -55,8 +56,22 @@ class Compiler:
         exposes = ctx.exposes = ctx.list_of(capability, "exposes", "capability.exposes")
         for index, adapter in enumerate(exposes):
             compile_exposes(ctx, adapter, f"capability.exposes[{index}]")
+        self._drop_skill_routes()
         self._check_served(exposes)
         return ctx.out
+
+    def _drop_skill_routes(self) -> None:
+        """A file that serves skills cannot also serve REST resources under /skills (the skill routes)."""
+        out, ctx = self.ctx.out, self.ctx
+        if not out.skills:
+            return
+        for resource in [r for r in out.rest if r.path.split("/")[:2] == ["", SKILLS_PATH[1:]]]:
+            key = ("rest", resource.method, route_shape(resource.path))
+            where = ctx.claimed.get(key, "capability.exposes")
+            ctx.warn(
+                where, f"{resource.path} is under the skill routes ({SKILLS_PATH}): not served over REST"
+            )
+            out.rest.remove(resource)
 
     def _check_served(self, exposes: list[Any]) -> None:
         out = self.ctx.out

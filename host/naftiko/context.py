@@ -71,6 +71,16 @@ class Context:
     functions: dict[str, Any] = field(default_factory=dict)  # aggregate functions by "<namespace>.<name>"
     api_params: dict[str, list[InputParameter]] = field(default_factory=dict)  # each consumes' own
     exposes: list[Any] = field(default_factory=list)  # the file's raw exposes (skills name their tools)
+    claimed: dict[tuple[str, ...], str] = field(default_factory=dict)  # served keys -> first item's path
+
+    def claim(self, key: tuple[str, ...], what: str, path: str) -> bool:
+        """Whether the item at ``path`` may serve ``key`` (a route, a tool name): no earlier item of this
+        file does. Else a warning names both, and only the first is served, as ``host check`` says."""
+        first = self.claimed.setdefault(key, path)
+        if first == path:
+            return True
+        self.warn(path, f"{what} is declared again (first at {first}); only the first is served: rename one")
+        return False
 
     def list_of(self, parent: Any, key: str, path: str) -> list[Any]:
         value = parent.get(key) if isinstance(parent, dict) else None

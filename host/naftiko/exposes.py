@@ -9,6 +9,7 @@ from typing import Any
 
 from host import templates
 from host.model import (
+    HOST_REST_PATHS,
     CallerAuth,
     ConsumedApi,
     ConsumedOperation,
@@ -21,6 +22,7 @@ from host.model import (
     RestResource,
     ToolHints,
     UpstreamResponse,
+    route_shape,
 )
 from host.naftiko.aggregates import resolve_ref
 from host.naftiko.context import Context, FileError, confined_path
@@ -146,6 +148,13 @@ def _rest_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
     )
     if resource is None:
         return
+    route = _route_path(resource.path)
+    if route in HOST_REST_PATHS:
+        ctx.warn(
+            f"{path}.path",
+            f"{route} is the host's own endpoint: not served over REST (give the resource another path)",
+        )
+        return
     taken: set[str] = set()
     for index, raw_op, with_namespace in operations:
         op_path = f"{path}.operations[{index}]"
@@ -154,15 +163,18 @@ def _rest_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
             continue
         params = [*resource.inputParameters, *op.inputParameters]
         target = _target(ctx, op, with_namespace, op_path, label=f"{op.method.upper()} {resource.path}")
+        method = op.method.upper()
         if target is None:
             continue
-        taken.add(op.method.upper())
+        if not ctx.claim(("rest", method, route_shape(route)), f"{method} {route}", op_path):
+            continue
+        taken.add(method)
         operation, output = target
         declared = {p.in_: [q.name for q in params if q.in_ == p.in_] for p in params}
         ctx.out.rest.append(
             RestResource(
-                method=op.method.upper(),
-                path=_route_path(resource.path),
+                method=method,
+                path=route,
                 operation=operation,
                 description=op.description or resource.description,
                 body_argument="body",
@@ -176,7 +188,7 @@ def _rest_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
             )
         )
     if resource.forward is not None:
-        compile_forward(ctx, resource, _route_path(resource.path), taken, path)
+        compile_forward(ctx, resource, route, taken, path)
 
 
 def _resolved_operations(ctx: Context, raw: Any, namespace: str, path: str) -> list[tuple[int, Any, str]]:
@@ -219,7 +231,7 @@ def _tool(ctx: Context, raw: Any, namespace: str, path: str, *, stdio: bool = Fa
     if tool is None:
         return
     target = _target(ctx, tool, namespace, path, label=f"tool {tool.name}")
-    if target is None:
+    if target is None or not ctx.claim(("stdio" if stdio else "tool", tool.name), f"tool {tool.name}", path):
         return
     operation, output = target
     if tool.inputParameters:
@@ -274,6 +286,8 @@ def _mcp_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
     elif operation and operation not in ctx.ops:
         ctx.warn(f"{path}.call", f"{operation!r} names no consumed operation; resource disabled")
         return
+    if not ctx.claim(("resource", spec.uri), f"resource {spec.uri}", path):
+        return
     if operation:
         ctx.out.resources.append(
             McpResource(
@@ -308,7 +322,7 @@ def _mcp_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
 
 def _prompt(ctx: Context, raw: Any, path: str) -> None:
     spec: PromptSpec | None = ctx.model(PromptSpec, raw, path)
-    if spec is None:
+    if spec is None or not ctx.claim(("prompt", spec.name), f"prompt {spec.name}", path):
         return
     messages: list[tuple[str, str]] = [
         (str(m.get("role", "user")), str(m.get("content", ""))) for m in spec.template if isinstance(m, dict)

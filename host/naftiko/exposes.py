@@ -39,7 +39,7 @@ from host.naftiko.document import (
 )
 from host.naftiko.forward import compile_forward
 from host.naftiko.jsonpath import JsonPathError, compile_path
-from host.naftiko.outputs import mock_value, output_mapper
+from host.naftiko.outputs import has_static_value, mock_value, output_mapper
 from host.naftiko.requests import WithMapping
 from host.naftiko.schemas import (
     declared_schema,
@@ -379,8 +379,9 @@ def _target(
             ctx.warn(f"{path}.call", f"{op.call!r} names no consumed operation; disabled")
             return None
         return op.call, output_mapper(op.outputParameters, f"{path}.outputParameters")
-    if not op.outputParameters:
-        ctx.warn(path, "neither call nor static output; disabled")
+    if not any(has_static_value(output) for output in op.outputParameters):
+        # Only JSONPath mappings, and no call: there is no document to map, the answer would be null.
+        ctx.warn(path, "neither call nor static output (a const or value); disabled")
         return None
     return _static_operation(ctx, op.method.upper() or "GET", namespace, op.outputParameters), None
 

@@ -127,6 +127,15 @@ def mock_value(outputs: list[OutputParameter], arguments: Mapping[str, Any]) -> 
     return _mock(outputs[0], arguments) if outputs else None
 
 
+def has_static_value(o: OutputParameter) -> bool:
+    """Whether a mock output answers anything: a ``const`` or a ``value`` (not a JSONPath) somewhere in it.
+    Without a ``call`` a JSONPath ``mapping`` has no document to read, so it would answer null."""
+    if o.const is not None or (o.value is not None and not str(o.value).strip().startswith("$")):
+        return True
+    children = [*(o.properties or {}).values(), *(item for item in (o.items, o.values) if item is not None)]
+    return any(has_static_value(child) for child in children)
+
+
 def _mock(o: OutputParameter, arguments: Mapping[str, Any]) -> Any:
     kind = (o.type or "").lower()
     if o.const is not None:

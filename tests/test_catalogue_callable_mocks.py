@@ -1,9 +1,10 @@
 """A tool with no ``call`` whose outputs are only JSONPath mappings (issue 11).
 
 ``amazon-rds__amazon-rds.yaml``'s ``list-amazon-rds-resources`` declares ``outputParameters: [{type: object,
-mapping: $.}]`` and nothing to call: a mock with no document to map. It was served and answered ``null``
-to every call, without reaching any upstream. It is now a load warning and not served; a mock with a
-``const`` or ``value`` anywhere in its outputs is served as before.
+mapping: $.}]`` and nothing to call: a mock with no document to map, which answers ``null`` to every call
+without reaching any upstream. ``host check`` said OK about it. It stays served as written (the catalogue's
+pass rate counts files like this one, whose every exposure is such a mock), and the load warning now says
+what every call will answer; a mock with a ``const`` or ``value`` anywhere in its outputs is not warned about.
 """
 
 from __future__ import annotations
@@ -46,12 +47,16 @@ capability:
 """
 
 
-def test_a_mock_with_nothing_to_answer_is_not_served(tmp_path: Path) -> None:
+def test_a_mock_with_nothing_to_answer_is_named_by_check(tmp_path: Path) -> None:
     path = tmp_path / "rds.yaml"
     path.write_text(CAPABILITY, encoding="utf-8")
     report = load_capability(path)
-    assert [tool.name for tool in report.tools] == ["describe-instances", "status"]
-    assert any(
-        w.startswith("capability.exposes[0].tools[1]: neither call nor static output")
-        for w in report.warnings
-    ), report.warnings
+    assert [tool.name for tool in report.tools] == [
+        "describe-instances",
+        "list-amazon-rds-resources",
+        "status",
+    ]
+    assert report.warnings == [
+        "capability.exposes[0].tools[1]: "
+        "no call and no static value (a const or value): every call answers null"
+    ]

@@ -379,10 +379,12 @@ def _target(
             ctx.warn(f"{path}.call", f"{op.call!r} names no consumed operation; disabled")
             return None
         return op.call, output_mapper(op.outputParameters, f"{path}.outputParameters")
-    if not any(has_static_value(output) for output in op.outputParameters):
-        # Only JSONPath mappings, and no call: there is no document to map, the answer would be null.
-        ctx.warn(path, "neither call nor static output (a const or value); disabled")
+    if not op.outputParameters:
+        ctx.warn(path, "neither call nor static output; disabled")
         return None
+    if not any(has_static_value(output) for output in op.outputParameters):
+        # Only JSONPath mappings, and no call: no document to map. Served as written, and said.
+        ctx.warn(path, "no call and no static value (a const or value): every call answers null")
     return _static_operation(ctx, op.method.upper() or "GET", namespace, op.outputParameters), None
 
 

@@ -245,6 +245,10 @@ async def _file_outcomes(result: dict[str, Any], upstream: Any) -> list[ToolOutc
             if not missing:
                 return [ToolOutcome(file, "(start-up)", False, f"does not start: {exc}"[:200])]
             environ |= {name: f"dummy-{name.lower()}" for name in missing}
+        except Exception as exc:  # a defect building one file is that file's failure, not the report's
+            return [
+                ToolOutcome(file, "(start-up)", False, f"build crashed: {type(exc).__name__}: {exc}"[:200])
+            ]
     return [ToolOutcome(file, "(start-up)", False, "does not start: too many missing variables")]
 
 

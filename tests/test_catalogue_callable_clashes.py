@@ -168,3 +168,40 @@ async def test_a_file_serving_skills_keeps_its_rest_off_the_skill_routes(tmp_pat
         ) as served:
             listed = await served.rest.get("/skills")
             assert listed.status == 200
+
+
+RELATIVE = """\
+naftiko: "1.0.0-alpha2"
+capability:
+  consumes:
+    - type: http
+      namespace: octoparse
+      baseUri: "https://openapi.octoparse.com"
+      resources:
+        - name: start
+          path: /cloudextraction/start
+          operations:
+            - {name: start-extraction, method: POST}
+  exposes:
+    - type: rest
+      namespace: octoparse-api
+      resources:
+        - path: cloudextraction/start
+          operations:
+            - {method: POST, name: start, call: octoparse.start-extraction}
+"""
+
+
+async def test_a_rest_path_without_a_leading_slash_is_served_under_one(tmp_path: Path) -> None:
+    # octoparse__octoparse-capability.yaml: every REST path is relative; the build crashed in aiohttp.
+    path = _write(tmp_path, RELATIVE)
+    report = load_capability(path)
+    assert "capability.exposes[0].resources[0].path: dialect: 'cloudextraction/start' has no leading '/'" in (
+        "\n".join(report.warnings)
+    )
+    with FakeUpstream() as upstream:
+        upstream.route("*", "*", json={"ok": True})
+        config = _config(path, "octoparse", upstream.url)
+        async with serve_in_process(config, {}, plugins=(), discover=False) as served:
+            started = await served.rest.post("/cloudextraction/start", json={})
+            assert started.status == 200, await started.text()

@@ -149,6 +149,9 @@ def _rest_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
     if resource is None:
         return
     route = _route_path(resource.path)
+    if not route.startswith("/"):
+        ctx.warn(f"{path}.path", f"dialect: {route!r} has no leading '/'; served as '/{route}'")
+        route = "/" + route
     if route in HOST_REST_PATHS:
         ctx.warn(
             f"{path}.path",

@@ -150,6 +150,10 @@ def worker_args(args: argparse.Namespace) -> list[str]:
 
 
 def _configure_logging(config: HostConfig) -> None:
+    # The host's formats show none of these: not collecting them per record saves several µs per request
+    # (the logging HOWTO's "Optimization" section).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     formatter = JsonFormatter() if config.logging.format == "json" else TextFormatter()

@@ -29,6 +29,8 @@ import asyncio
 import ipaddress
 import logging
 import re
+import time
+from asyncio import get_running_loop
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -181,7 +183,9 @@ class Gate:
                 stamp_response(exc)
                 raise
             finally:
-                record_request(port.adapter, request, status, started)
+                # Logged and counted once the answer is on its way (the call copies this context).
+                elapsed = time.perf_counter() - started
+                get_running_loop().call_soon(record_request, port.adapter, request, status, elapsed)
                 request_id.reset(token)
 
         return gate

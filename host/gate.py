@@ -283,8 +283,11 @@ class _PortCheck:
                 f"{_printable(request.headers.get('Content-Type', '(none)'))!r}"
             )
         try:
-            async with asyncio.timeout(self.body_timeout):
+            if request.content.is_eof():  # all of it has arrived: nothing to wait for, no timer needed
                 await request.read()  # aiohttp keeps it: the adapter's read() returns the same bytes
+            else:
+                async with asyncio.timeout(self.body_timeout):
+                    await request.read()
         except TimeoutError:
             raise BodyTimeout(f"the request body did not arrive within {self.body_timeout:g} s") from None
         except web.HTTPRequestEntityTooLarge:

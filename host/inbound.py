@@ -25,7 +25,7 @@ from typing import Any, Literal
 import aiohttp
 import jwt
 
-from host import templates
+from host import fastjson, templates
 from host.config import AuthConfig, LimitsConfig, OAuthConfig
 from host.errors import BadRequest, Forbidden, StartupError, TooManyRequests, Unauthorized, Unavailable
 from host.model import CallerAuth, Credential, EnvVar
@@ -228,7 +228,7 @@ class ConcurrencyLimiter:
 def load_json(raw: bytes, max_depth: int) -> Any:
     """A request body as JSON, refused with a :class:`BadRequest` that says what is wrong with it."""
     try:
-        document = json.loads(raw)
+        document = fastjson.loads(raw)
     except UnicodeDecodeError:
         raise BadRequest("request body is not valid UTF-8 JSON") from None
     except json.JSONDecodeError as exc:

@@ -147,7 +147,7 @@ async def _admit(bound: BoundApi) -> int | None:
 
 def _prepare(
     bound: BoundApi, request: OutboundRequest
-) -> tuple[str, str, list[tuple[str, str]], dict[str, str], bytes | None]:
+) -> tuple[str, str, list[tuple[str, str]], dict[str, str], bytes | None, URL]:
     """Method, URL, query, headers and body, with the API's headers and the credential added."""
     headers = {**bound.api.headers, **request.headers}
     rid = request_id.get()
@@ -163,7 +163,25 @@ def _prepare(
             headers[name] = value.reveal()
     if auth is not None and auth.query is not None:
         query.append((auth.query[0], auth.query[1].reveal()))
-    return request.method, upstream_url(bound.base_url, request.path), query, headers, request.body
+    url, target = _target(bound.base_url, request.path)
+    return request.method, url, query, headers, request.body, target
+
+
+# (base URL, path) -> the encoded URL, as text and as yarl's URL: an operation's paths repeat, so each
+# is encoded and parsed once. Bounded (paths carry callers' values): emptied when full.
+_TARGETS: dict[tuple[str, str], tuple[str, URL]] = {}
+_TARGETS_MAX = 1024
+
+
+def _target(base_url: str, path: str) -> tuple[str, URL]:
+    key = (base_url, path)
+    found = _TARGETS.get(key)
+    if found is None:
+        if len(_TARGETS) >= _TARGETS_MAX:
+            _TARGETS.clear()
+        url = upstream_url(base_url, path)
+        found = _TARGETS[key] = (url, URL(url, encoded=True))  # encoded: yarl must not resolve dot segments
+    return found
 
 
 # A dot segment, written plainly or percent-encoded (aiohttp's server decodes %2e%2e to ..).
@@ -248,6 +266,7 @@ class _Exchange:
     query: list[tuple[str, str]]
     headers: dict[str, str]
     body: bytes | None
+    target: URL  # ``url``, parsed
 
     async def send(self) -> UpstreamResponse:
         await self.pool.acquire()
@@ -255,7 +274,7 @@ class _Exchange:
         try:
             async with self.pool.session.request(
                 self.method,
-                URL(self.url, encoded=True),  # encoded=True: yarl must not resolve dot segments
+                self.target,
                 params=self.query or None,
                 data=self.body,
                 headers=self.headers,

@@ -1,9 +1,9 @@
 """What tracing costs: the host's REST and MCP legs with tracing off, on, and with no tracing hook at all.
 
-    .venv/bin/python bench/tracing_cost.py              # about 2.5 minutes on a 2-core machine
-    .venv/bin/python bench/tracing_cost.py --quick      # about 1 minute
+    .venv/bin/python bench/tracing_cost.py              # about 3.5 minutes on a 2-core machine
+    .venv/bin/python bench/tracing_cost.py --quick      # about 1.5 minutes
 
-Three hosts run side by side (same settings as bench/run.py's host: inbound auth, INFO logging), against
+Four hosts run side by side (same settings as bench/run.py's host: inbound auth, INFO logging), against
 one fake upstream:
 
 - **anchor**: a copy of the host package with the two per-request hooks of tracing cut out of the source
@@ -11,9 +11,11 @@ one fake upstream:
   ahead of the installed package: the host as if tracing had never been added;
 - **off**: the host as installed, ``[observability]`` absent (the default);
 - **on**: ``[observability] enabled = true``, sampling 1.0, exporting every span over OTLP/HTTP to a local
-  receiver (a sink process that answers like a collector).
+  receiver (a sink process that answers like a collector);
+- **on@0.1**: the same with sampling 0.1 (every request still makes its spans and sends traceparent
+  upstream; one trace in ten is recorded and exported).
 
-The legs are interleaved (anchor, off, on; anchor, off, on; ...) so that a noisy neighbour hits all three
+The legs are interleaved (anchor, off, on, on@0.1; anchor, ...) so that a noisy neighbour hits all four
 alike, and each ratio is the median of the rounds: off / anchor is what tracing costs when it is off,
 on / anchor what it costs when it records everything.
 """
@@ -48,7 +50,8 @@ from run import (
     started,
 )
 
-VARIANTS = ("anchor", "off", "on")
+VARIANTS = ("anchor", "off", "on", "on@0.1")
+SAMPLING = {"on": 1.0, "on@0.1": 0.1}  # the traced variants and their [observability] sampling
 # The per-request hooks tracing added, and what the source said before (anchor = the host without them).
 HOOKS = {
     "adapters/mcp/transport.py": (
@@ -89,14 +92,14 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
 """
 
 
-def host_config(folder: Path, name: str, rest: int, mcp: int, upstream: str, tracing: bool) -> Path:
-    config = folder / f"{name}.toml"
+def host_config(folder: Path, name: str, rest: int, mcp: int, upstream: str, sampling: float | None) -> Path:
+    config = folder / f"{name.replace('@', '-')}.toml"
+    traced = f"[observability]\nenabled = true\nsampling = {sampling}\n" if sampling is not None else ""
     config.write_text(
         f'[server]\nhost = "127.0.0.1"\nrest_port = {rest}\nmcp_port = {mcp}\n'
         f'[consumes.tratta-customer-sessions]\nbase_uri = "{upstream}"\ntimeout = 10\n'
         '[[auth.keys]]\nname = "bench"\nenv = "HOST_KEY_BENCH"\n'
-        '[logging]\nlevel = "INFO"\n'
-        + ("[observability]\nenabled = true\nsampling = 1.0\n" if tracing else "")
+        '[logging]\nlevel = "INFO"\n' + traced
     )
     return config
 
@@ -120,9 +123,9 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, list[Measurement]]]
         requests: dict[str, dict[str, Request]] = {}
         for index, variant in enumerate(VARIANTS):
             rest, mcp = base + 100 + 10 * index, base + 105 + 10 * index
-            config = host_config(logs, variant, rest, mcp, upstream_url, tracing=variant == "on")
+            config = host_config(logs, variant, rest, mcp, upstream_url, SAMPLING.get(variant))
             env = {"TRATTA_API_KEY": API_KEY, "HOST_KEY_BENCH": HOST_KEY}
-            if variant == "on":
+            if variant in SAMPLING:
                 env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{ports['sink']}"
             if variant == "anchor":
                 env["PYTHONPATH"] = str(anchor_path)
@@ -184,7 +187,7 @@ def main() -> int:
     parser.add_argument("--seconds", "-d", type=float, default=5.0, help="measured seconds per leg")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per leg (not measured)")
     parser.add_argument("--rounds", type=int, default=4, help="anchor/off/on rounds (the median is reported)")
-    parser.add_argument("--port-base", type=int, default=29000, help="ports used: base+90 … base+125")
+    parser.add_argument("--port-base", type=int, default=29000, help="ports used: base+90 … base+135")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--quick", action="store_true", help="2 rounds of 3 s legs")
     args = parser.parse_args()

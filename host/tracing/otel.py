@@ -207,7 +207,7 @@ class Tracing:
             if deferred:
                 request[MCP_MESSAGE] = served.mcp_message
             else:
-                served.begin(_http_name(request), served.http)
+                served.begin(_http_name(request))
             status, error_type, response = 500, None, None
             try:
                 response = await handler(request)
@@ -234,8 +234,9 @@ class Tracing:
         async def on_start(
             session: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestStartParams
         ) -> None:
-            attributes = _client_attributes(params.method, params.url, namespace)
-            span = tracer.start_span(params.method, kind=SpanKind.CLIENT, attributes=attributes)
+            span = tracer.start_span(params.method, kind=SpanKind.CLIENT)
+            if span.is_recording():  # an unsampled call only carries the context on
+                span.set_attributes(_client_attributes(params.method, params.url, namespace))
             ctx.span = span
             injector.inject(params.headers, context=trace.set_span_in_context(span))
 
@@ -277,29 +278,33 @@ def exemplar() -> dict[str, str] | None:
 class _Served:
     """One inbound request's server span, started at once (REST) or when the MCP message is known."""
 
-    __slots__ = ("http", "mcp", "parent", "request", "span", "start_time", "token", "tracer")
+    __slots__ = ("mcp", "parent", "request", "span", "start_time", "token", "tracer")
 
     def __init__(self, tracer: trace.Tracer, parent: Context, request: web.Request, *, mcp: bool) -> None:
         self.tracer, self.parent, self.request, self.mcp = tracer, parent, request, mcp
         self.start_time = time.time_ns()
-        self.http = _http_attributes(request)
         self.span: trace.Span | None = None
         self.token: object | None = None
 
-    def begin(self, name: str, attributes: dict[str, Any], parent: Context | None = None) -> None:
-        self.span = self.tracer.start_span(
-            name,
-            parent or self.parent,
-            SpanKind.SERVER,
-            attributes=attributes,
-            start_time=self.start_time,
+    def begin(self, name: str, item: Mapping[str, Any] | None = None, parent: Context | None = None) -> None:
+        """Start the span with what the sampler reads (method, route, ``item``); the rest only if it
+        records: an unsampled request only carries the context on."""
+        request = self.request
+        route = request.match_info.route.resource
+        attributes: dict[str, Any] = {"http.request.method": request.method, **(item or {})}
+        if route is not None:
+            attributes["http.route"] = route.canonical
+        self.span = span = self.tracer.start_span(
+            name, parent or self.parent, SpanKind.SERVER, attributes=attributes, start_time=self.start_time
         )
-        self.token = otel_context.attach(trace.set_span_in_context(self.span))
+        if span.is_recording():
+            span.set_attributes(_http_attributes(request))
+        self.token = otel_context.attach(trace.set_span_in_context(span))
 
     def mcp_message(self, request_id: Any, method: str, params: Mapping[str, Any] | None) -> None:
         if self.span is not None:
             return
-        attributes = {**self.http, **_mcp_attributes(self.request, request_id, method, params)}
+        attributes = _mcp_attributes(self.request, request_id, method, params)
         target = attributes.get("gen_ai.tool.name") or attributes.get("gen_ai.prompt.name")
         # An MCP client may carry the context in params._meta (MCP semantic conventions): it wins.
         meta = params.get("_meta") if params else None
@@ -308,9 +313,12 @@ class _Served:
 
     def finish(self, status: int, error_type: str | None, response: web.StreamResponse | None) -> None:
         if self.span is None:  # the MCP port refused it before any message: an HTTP span
-            self.begin(_http_name(self.request), self.http)
+            self.begin(_http_name(self.request))
         span = self.span
         assert span is not None
+        if not span.is_recording():
+            self.end(span)
+            return
         span.set_attribute("http.response.status_code", status)
         rpc_error = _rpc_error(response) if self.mcp else None
         if rpc_error is not None:
@@ -322,6 +330,9 @@ class _Served:
         if error_type is not None:
             span.set_attribute("error.type", error_type)
             span.set_status(Status(StatusCode.ERROR))
+        self.end(span)
+
+    def end(self, span: trace.Span) -> None:
         span.end()
         if self.token is not None:
             otel_context.detach(self.token)  # type: ignore[arg-type]
@@ -399,7 +410,10 @@ def _rpc_error(response: web.StreamResponse | None) -> str | None:
     """A JSON-RPC error's code, or ``tool_error`` for a tool result with ``isError``, read from the
     answer (a JSON body; an event stream is not read back)."""
     body = getattr(response, "body", None)
-    if not isinstance(body, bytes) or (b'"error"' not in body and b'"isError"' not in body):
+    # Only a body that may hold an error is parsed: every tool result says "isError":false.
+    if not isinstance(body, bytes) or not (
+        b'"error"' in body or b'"isError":true' in body or b'"isError": true' in body
+    ):
         return None
     try:
         document = json.loads(body)

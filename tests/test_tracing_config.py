@@ -391,3 +391,18 @@ def test_the_endpoint_follows_the_otlp_variables(environ: dict[str, str], endpoi
     assert settings.service == "capability-host"
     assert (settings.sampling.name, settings.sampling.ratio) == ("parentbased_traceidratio", 1.0)
     assert settings.propagators == ("tracecontext",)
+
+
+async def test_a_capability_file_cannot_choose_where_traces_go(
+    tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver
+) -> None:
+    with OtlpReceiver() as elsewhere:
+        block = f"exporters:\n  otlp:\n    endpoint: {elsewhere.url}\n"
+        config = {
+            "capabilities": [capability(tmp_path, "alpha", upstream.url, block)],
+            "observability": {"enabled": True},
+        }
+        async with serve_in_process(config, environment(receiver), discover=False) as served:
+            await call_both(served, "alpha", {})
+        assert {span.name for span in receiver.spans} >= {"GET /alpha/items", "tools/call alpha-items"}
+        assert elsewhere.spans == [] and elsewhere.exports == 0

@@ -406,3 +406,22 @@ async def test_a_capability_file_cannot_choose_where_traces_go(
             await call_both(served, "alpha", {})
         assert {span.name for span in receiver.spans} >= {"GET /alpha/items", "tools/call alpha-items"}
         assert elsewhere.spans == [] and elsewhere.exports == 0
+
+
+async def test_an_mcp_message_carrying_traceparent_in_its_meta_continues_that_trace(
+    tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver
+) -> None:
+    """The MCP semantic conventions' propagation: params._meta.traceparent wins over the HTTP header."""
+    alpha = capability(tmp_path, "alpha", upstream.url)
+    config = {"capabilities": [alpha], "observability": {"enabled": True}}
+    header, _ = traceparent()
+    meta_trace, meta_span = secrets.token_hex(16), secrets.token_hex(8)
+    params = {"name": "alpha-items", "_meta": {"traceparent": f"00-{meta_trace}-{meta_span}-01"}}
+    message = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params}
+    async with serve_in_process(config, environment(receiver), discover=False) as served:
+        headers = {"Accept": "application/json", "traceparent": header}
+        answer = await served.mcp.post("/mcp", json=message, headers=headers)
+        assert (await answer.json())["result"]["isError"] is False
+    spans = receiver.trace(meta_trace, 2)
+    [server] = [span for span in spans if span.kind == "server"]
+    assert (server.name, server.parent_span_id) == ("tools/call alpha-items", meta_span)

@@ -14,27 +14,41 @@ import functools
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fastavro
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
-from google.protobuf.message import DecodeError, Message
-from proto_schema_parser import ast
-from proto_schema_parser.parser import Parser
+# fastavro, protobuf and proto-schema-parser cost start-up time and memory: they are imported only
+# when a capability uses one of these formats (tests/test_lazy_imports.py).
+if TYPE_CHECKING:
+    from google.protobuf import descriptor_pb2
+    from google.protobuf.message import Message
+    from proto_schema_parser import ast
 
 BINARY_FORMATS = frozenset({"avro", "protobuf"})
 _AVRO_MAGIC = b"Obj\x01"  # an object container file's header
-_SCALARS = {
-    name: getattr(descriptor_pb2.FieldDescriptorProto, f"TYPE_{name.upper()}")
-    for name in [
-        *("double", "float", "int32", "int64", "uint32", "uint64", "sint32", "sint64"),
-        *("fixed32", "fixed64", "sfixed32", "sfixed64", "bool", "string", "bytes"),
-    ]
-}
-_LABELS = {
-    ast.FieldCardinality.REPEATED: descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
-    ast.FieldCardinality.REQUIRED: descriptor_pb2.FieldDescriptorProto.LABEL_REQUIRED,
-}
+_SCALAR_NAMES = (
+    *("double", "float", "int32", "int64", "uint32", "uint64", "sint32", "sint64"),
+    *("fixed32", "fixed64", "sfixed32", "sfixed64", "bool", "string", "bytes"),
+)
+
+
+@functools.cache
+def _scalars() -> dict[str, int]:
+    from google.protobuf import descriptor_pb2
+
+    return {
+        name: getattr(descriptor_pb2.FieldDescriptorProto, f"TYPE_{name.upper()}") for name in _SCALAR_NAMES
+    }
+
+
+@functools.cache
+def _labels() -> dict[Any, int]:
+    from google.protobuf import descriptor_pb2
+    from proto_schema_parser import ast
+
+    return {
+        ast.FieldCardinality.REPEATED: descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
+        ast.FieldCardinality.REQUIRED: descriptor_pb2.FieldDescriptorProto.LABEL_REQUIRED,
+    }
 
 
 def check_schema(format: str, schema: Path) -> None:
@@ -47,6 +61,9 @@ def check_schema(format: str, schema: Path) -> None:
 
 def decode(body: bytes, format: str, schema: str | None) -> Any:
     """The decoded body; raises ``ValueError`` naming the format when it does not decode."""
+    from google.protobuf import json_format
+    from google.protobuf.message import DecodeError
+
     try:
         if format == "avro":
             return _decode_avro(body, schema)
@@ -62,6 +79,8 @@ def decode(body: bytes, format: str, schema: str | None) -> Any:
 
 
 def _decode_avro(body: bytes, schema: str | None) -> Any:
+    import fastavro
+
     stream = io.BytesIO(body)
     if body.startswith(_AVRO_MAGIC):
         records = list(fastavro.reader(stream, reader_schema=_avro_schema(schema) if schema else None))
@@ -77,6 +96,8 @@ def _decode_avro(body: bytes, schema: str | None) -> Any:
 
 @functools.lru_cache(maxsize=64)
 def _avro_schema(path: str) -> Any:
+    import fastavro
+
     try:
         return fastavro.parse_schema(json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError) as exc:
@@ -89,6 +110,10 @@ def _avro_schema(path: str) -> Any:
 
 @functools.lru_cache(maxsize=64)
 def _protobuf_class(path: str) -> type[Message]:
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from proto_schema_parser import ast
+    from proto_schema_parser.parser import Parser
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -120,6 +145,8 @@ def _protobuf_class(path: str) -> type[Message]:
 
 
 def _message(message: ast.Message, out: descriptor_pb2.DescriptorProto) -> None:
+    from proto_schema_parser import ast
+
     out.name = message.name
     for element in message.elements:
         if isinstance(element, ast.Field):
@@ -137,16 +164,21 @@ def _message(message: ast.Message, out: descriptor_pb2.DescriptorProto) -> None:
 
 
 def _field(field: ast.Field, out: descriptor_pb2.FieldDescriptorProto) -> None:
+    from google.protobuf import descriptor_pb2
+    from proto_schema_parser import ast
+
     out.name, out.number = field.name, field.number
     cardinality = field.cardinality or ast.FieldCardinality.OPTIONAL
-    out.label = _LABELS.get(cardinality, descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-    if field.type in _SCALARS:
-        out.type = _SCALARS[field.type]
+    out.label = _labels().get(cardinality, descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    if field.type in _scalars():
+        out.type = _scalars()[field.type]
     else:
         out.type_name = field.type  # a message or an enum, resolved by the descriptor pool
 
 
 def _enum(enum: ast.Enum, out: descriptor_pb2.EnumDescriptorProto) -> None:
+    from proto_schema_parser import ast
+
     out.name = enum.name
     for value in enum.elements:
         if isinstance(value, ast.EnumValue):

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from host import binary_formats, markup
+from host import binary_formats
 
 TEXT_FORMATS = frozenset({"text", "html", "markdown"})
 SCHEMA_FORMATS = frozenset({"html", "markdown", *binary_formats.BINARY_FORMATS})  # outputSchema shapes these
@@ -36,10 +36,14 @@ def decode(body: bytes, format: str) -> Any:
     format, _, schema = format.partition(":")
     if format == "json":
         return json.loads(body)
-    if format == "html":
-        return markup.html_document(body.decode("utf-8", "replace"), schema or None)
-    if format == "markdown":
-        return markup.markdown_document(body.decode("utf-8-sig", "replace"), schema or None)
+    if format in ("html", "markdown"):
+        from host import markup  # html.parser and its entity tables: only for capabilities that use them
+
+        return (
+            markup.html_document(body.decode("utf-8", "replace"), schema or None)
+            if format == "html"
+            else markup.markdown_document(body.decode("utf-8-sig", "replace"), schema or None)
+        )
     if format in binary_formats.BINARY_FORMATS:
         return binary_formats.decode(body, format, schema or None)
     if format in TEXT_FORMATS:

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from host import binary_formats, markup, templates
+from host import binary_formats, templates
 from host.formats import KNOWN_FORMATS, with_schema
 from host.model import (
     ApiKeyAuth,
@@ -248,6 +248,8 @@ def _operation(
         fmt = "binary"
     schema = spec.outputSchema
     if fmt == "html" and schema:
+        from host import markup  # html.parser: only when a capability reads HTML
+
         try:
             markup.check_selector(schema)
         except ValueError as exc:

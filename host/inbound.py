@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
-import jwt
 
 from host import fastjson, templates
 from host.config import AuthConfig, LimitsConfig, OAuthConfig
@@ -117,6 +116,8 @@ class JwtVerifier:
     refresh_every: float = 30.0
 
     async def verify(self, token: str) -> Principal:
+        import jwt  # here: PyJWT and cryptography cost ~9 MiB per worker, needed only with OAuth on
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -161,6 +162,8 @@ class JwtVerifier:
         return self.keys.get(kid)
 
     async def _fetch(self) -> None:
+        import jwt
+
         self.fetched_at = time.monotonic()
         try:
             timeout = aiohttp.ClientTimeout(total=5)

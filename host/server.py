@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
-from mcp.server.stdio import stdio_server
 
 from host.adapters.mcp import MCP_PATH, McpService
 from host.app import announce, authenticators, build, build_core, check_exposure
@@ -100,6 +99,8 @@ async def serve_stdio(
 
     With a file, only that capability is served; logs go to stderr, as stdout carries the protocol.
     """
+    from mcp.server.stdio import stdio_server  # here: importing it first would load the SDK's client too
+
     core = build_core(config, environ, strict=strict, only_file=file)
     announce(core)
     engine = core.engine

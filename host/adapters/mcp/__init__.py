@@ -5,6 +5,7 @@
 - :mod:`.stream`: one exchange as the SDK kernel sees it, and its answer as Server-Sent Events;
 - :mod:`.service`: the SDK server's handlers for tools, resources, prompts and completion;
 - :mod:`.interaction`: progress and log reports, client capabilities, input requests;
+- :mod:`.sealing`: the requestState of input requests (the SDK's boundary, built when needed);
 - :mod:`.content`: outcomes and prompt content as MCP wire types;
 - :mod:`.state`: the typed per-request state shared by the transport and the service.
 
@@ -16,14 +17,11 @@ is kept between requests: the multi-round ``requestState`` of 2026-07-28 input
 requests travels encrypted with the client.
 """
 
+# First: the SDK's packages register before any of its modules imports them (see _sdk).
+from host.adapters.mcp import _sdk  # noqa: F401
 from host.adapters.mcp.items import CALLER_UNAUTHORIZED, PromptEntry, ResourceEntry, ToolEntry, caller_refusal
-from host.adapters.mcp.service import (
-    DEFAULT_INSTRUCTIONS,
-    SERVER_NAME,
-    STATE_KEYS_ENV,
-    McpService,
-    request_state_security,
-)
+from host.adapters.mcp.sealing import SERVER_NAME, STATE_KEYS_ENV, request_state_security
+from host.adapters.mcp.service import DEFAULT_INSTRUCTIONS, McpService
 from host.adapters.mcp.state import Exchange, exchange_of
 from host.adapters.mcp.stream import MOCK_HEADER, SSE_HEADERS, SSE_PING_INTERVAL
 from host.adapters.mcp.transport import (

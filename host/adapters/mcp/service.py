@@ -9,7 +9,6 @@ from typing import Any
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
-from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import x_mcp_header_map
 from mcp.types import (
@@ -66,22 +65,20 @@ from host.adapters.mcp.items import (
     refuse_dot_segments,
     visible,
 )
+from host.adapters.mcp.sealing import (
+    SERVER_NAME,
+    StateBoundary,
+)
 from host.adapters.mcp.state import Exchange, exchange_of_context
 from host.engine import Engine, Outcome, Target
-from host.errors import CallError, InvalidArguments, StartupError
+from host.errors import CallError, InvalidArguments
 from host.gate import item_policy
 from host.inbound import CallerCheck
 from host.model import CallerAuth, InputRequired, McpPrompt, McpResource, McpTool
 from host.plugins import Catalog
 from host.reporting import reporting
-from host.secrets import Secret
 
 DEFAULT_INSTRUCTIONS = "Tools of the capabilities installed on this host. Each tool calls an upstream API."
-SERVER_NAME = "capability-host"
-# Secrets (>= 32 bytes each, comma-separated) encrypting the requestState of 2026-07-28 input
-# requests: the first seals, all open (rotation). Every worker and replica must share them;
-# without the variable each process uses a key of its own.
-STATE_KEYS_ENV = "HOST_REQUEST_STATE_KEYS"
 
 
 @dataclass
@@ -131,8 +128,11 @@ class McpService:
         # The default OpenTelemetry middleware costs ~10% of kernel time and we export no traces. The
         # request-state boundary encrypts, binds and expires the requestState of input requests.
         self.server.middleware.clear()
-        security = request_state_security(os.environ if self.environ is None else self.environ)
-        self.server.middleware.append(RequestStateBoundary(security, default_audience=SERVER_NAME))
+        environ = os.environ if self.environ is None else self.environ
+        asks = any(t.spec.request_input for t in self.tools.values()) or any(
+            p.spec.request_input for p in self.prompts.values()
+        )
+        self.server.middleware.append(StateBoundary(environ, asks_for_input=asks))
 
     def _add_tool(self, tool: McpTool) -> None:
         operation_schema = self.engine.validator_for(tool.operation).schema
@@ -367,26 +367,3 @@ class McpService:
 
 
 _MAX_COMPLETIONS = 100  # the most values one completion/complete result may carry
-
-
-def request_state_security(environ: Mapping[str, str]) -> RequestStateSecurity:
-    """How requestState is protected: AES-256-GCM under the shared keys, or a process-local key.
-
-    The SDK adds expiry (10 min), binding to the method, name and arguments of the call, and
-    binding to the authenticated caller. Raises :class:`StartupError` for a key that is too short.
-    """
-    keys = [key.strip() for key in environ.get(STATE_KEYS_ENV, "").split(",") if key.strip()]
-    if not keys:
-        return RequestStateSecurity(keys=[os.urandom(32)], bind_principal=_principal_of)
-    for key in keys:
-        Secret(key)  # registers it for log redaction
-    try:
-        return RequestStateSecurity(keys=keys, bind_principal=_principal_of)
-    except ValueError as exc:
-        raise StartupError(f"environment variable {STATE_KEYS_ENV}: {exc}") from None
-
-
-def _principal_of(ctx: ServerRequestContext[Any, Any]) -> str | None:
-    """Who a requestState is bound to: the authenticated caller, or nobody on an open host."""
-    exchange = exchange_of_context(ctx.request)
-    return exchange.principal if exchange is not None else None

@@ -27,7 +27,7 @@ from host.gate import Gate, authenticators
 from host.inbound import Adapter, Authenticator
 from host.observability import PLUGIN_FAILURES, metrics_handler
 from host.plugins import Catalog, load_catalog
-from host.state import SharedStore, open_store, share_rate_limits
+from host.state import SharedStore, open_store, share_state
 
 __all__ = ["Core", "Host", "announce", "authenticators", "build", "build_core", "check_exposure"]
 
@@ -97,7 +97,7 @@ def build_core(
     engine = Engine.from_catalog(catalog, config, environ)
     store = open_store(config, environ)
     if store is not None:
-        share_rate_limits(engine, store)
+        share_state(engine, store)
     return Core(config, catalog, engine, store)
 
 

@@ -28,7 +28,7 @@ from host.model import (
     EnvVar,
     credentials,
 )
-from host.resilience import CircuitBreaker, RateLimit, TokenBucket
+from host.resilience import Circuit, CircuitBreaker, RateLimit, TokenBucket
 from host.secrets import REDACTOR, Secret
 
 
@@ -56,7 +56,7 @@ class BoundApi:
     mock: bool
     variables: Mapping[str, str]
     settings: ConsumeConfig = field(default_factory=ConsumeConfig)
-    breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker(5, 30.0))
+    breaker: Circuit = field(default_factory=lambda: CircuitBreaker(5, 30.0))  # or host.state's shared one
     bucket: RateLimit | None = None  # a TokenBucket, or host.state's shared limit
 
     @classmethod

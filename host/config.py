@@ -202,6 +202,14 @@ class StateConfig(_Section):
     # Host processes sharing the store (replicas x workers); while it is unreachable each process allows
     # this share of a rate_limit. Default: [server] workers.
     processes: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    # Circuits kept in the store too: one process's open circuit is open for all, one probe at a time.
+    share_circuits: bool = False
+
+    @model_validator(mode="after")
+    def _circuits_need_a_store(self) -> StateConfig:
+        if self.share_circuits and self.backend != "redis":
+            raise ValueError('share_circuits = true needs backend = "redis" (the store they are shared in)')
+        return self
 
 
 # OTEL_PROPAGATORS names: "b3" is B3's single header, "b3multi" its X-B3-* headers.

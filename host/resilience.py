@@ -2,7 +2,7 @@
 
 Both are per process (per replica, per worker): with N workers an upstream sees
 up to N times the configured rate, unless ``[state] backend = "redis"`` shares the
-rate limit (:mod:`host.state`).
+rate limit, and ``[state] share_circuits = true`` the circuit (:mod:`host.state`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,23 @@ from typing import Protocol
 class RateLimit(Protocol):
     async def acquire(self) -> float:
         """0 when a call may go ahead, else the seconds until one may."""
+
+
+class Circuit(Protocol):
+    """What the upstream exchange asks of a circuit: this process's breaker, or host.state's shared one."""
+
+    @property
+    def is_open(self) -> bool:
+        """Open or half-open: the upstream is believed down (readiness)."""
+
+    async def enter(self) -> tuple[float, int | None]:
+        """Admit a call: ``(0, its probe number or None)``, or ``(seconds until a probe, None)``."""
+
+    def release(self, probe: int | None) -> None:
+        """Probe ``probe`` ended without a result: let the next call probe instead."""
+
+    async def settle(self, ok: bool) -> None:
+        """Record a call's result."""
 
 
 @dataclass
@@ -81,10 +98,17 @@ class CircuitBreaker:
             return 0.0
         return max(1.0, math.ceil(self.reset_after - waited))
 
+    async def enter(self) -> tuple[float, int | None]:
+        wait = self.admit()
+        return wait, (None if wait else self.probe)
+
     def release(self, probe: int | None) -> None:
         """Probe ``probe`` ended without a result: let the next call probe instead."""
         if probe is not None and self.probe == probe:
             self.probing = False
+
+    async def settle(self, ok: bool) -> None:
+        self.record(ok)
 
     def record(self, ok: bool) -> None:
         self.probing = False

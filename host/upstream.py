@@ -105,12 +105,12 @@ async def send(pool: Pool, bound: BoundApi, ref: str, request: OutboundRequest) 
         if response.status == 401 and auth is not None and auth.kind == "digest":
             response = await _answer_digest(exchange, auth, response)
     except (TimeoutError, aiohttp.ClientError, UpstreamBadStatus) as exc:
-        bound.breaker.record(ok=False)
+        await bound.breaker.settle(ok=False)
         raise _failure(bound, exc) from None
     finally:
         # Whatever else ended the call (cancelled, an unexpected error): it has no result to record.
         bound.breaker.release(probe)
-    bound.breaker.record(ok=response.status < 500)
+    await bound.breaker.settle(ok=response.status < 500)
     return _for_caller(response)
 
 
@@ -129,13 +129,12 @@ async def _admit(bound: BoundApi) -> int | None:
     Returns the probe number when this call is the half-open circuit's probe.
     """
     namespace = bound.api.namespace
-    wait = bound.breaker.admit()
+    wait, probe = await bound.breaker.enter()
     if wait:
         raise Unavailable(
             f"upstream {namespace} is failing; calls are refused for {wait:g} s (circuit open)",
             retry_after=wait,
         )
-    probe = bound.breaker.probe
     if bound.bucket is not None and (wait := await bound.bucket.acquire()):
         bound.breaker.release(probe)
         raise TooManyRequests(

@@ -7,74 +7,22 @@ persistence, and is stopped by its PID.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from host.testing import FakeUpstream, HostServer, free_port, start_host_process, write_host_toml
+from host.testing import FakeUpstream, HostServer, start_host_process, write_host_toml
 from tests.conftest import API_KEY, tratta_base_uri
+from tests.redis_kit import RedisServer, running_redis, start_redis
 from tests.test_serve_process import run_cli
-
-
-@dataclass
-class RedisServer:
-    process: subprocess.Popen[bytes]
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
-def start_redis(directory: Path, port: int | None = None) -> RedisServer:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed (.ci/run installs Debian's redis-server)")
-        pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
-    port = port or free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=directory,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = RedisServer(process, port)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return server
-        time.sleep(0.05)
-    server.stop()
-    raise RuntimeError(f"redis-server did not listen on {port}")
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path)
-    try:
+    with running_redis(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def start_shared_host(directory: Path, fake: FakeUpstream, redis: RedisServer, state: str = "") -> HostServer:

@@ -64,7 +64,7 @@ def budget(config: HostConfig) -> float:
 
 
 def manifest_warnings(config: HostConfig) -> list[str]:
-    """Kubernetes workloads beside host.toml (or in its deploy/) that kill the host before its budget."""
+    """The host's Kubernetes workloads beside host.toml (or in its deploy/) that kill it before its budget."""
     if config.path is None:
         return []
     folder = config.path.parent
@@ -91,12 +91,23 @@ def _termination_graces(files: Sequence[Path]) -> list[tuple[Path, str, float]]:
             continue  # not a manifest: capability files and others live here too
         for document in documents:
             pod = _pod_spec(document)
-            if pod is not None:
+            if pod is not None and _runs_the_host(pod):
                 name = f"{document['kind']} {document.get('metadata', {}).get('name', '?')}"
                 grace = pod.get("terminationGracePeriodSeconds", KUBERNETES_DEFAULT_GRACE)
                 if isinstance(grace, int | float):
                     found.append((file, name, float(grace)))
     return found
+
+
+def _runs_the_host(pod: dict[str, Any]) -> bool:
+    """A container of the pod runs ``host serve`` (the image's default, or named): not a Redis beside it."""
+    for container in pod.get("containers") or ():
+        if not isinstance(container, dict):
+            continue
+        words = [str(word) for word in (container.get("command") or []) + (container.get("args") or [])]
+        if "serve" in words or "capability-host" in str(container.get("image", "")).rsplit("/", 1)[-1]:
+            return True
+    return False
 
 
 def _pod_spec(document: Any) -> dict[str, Any] | None:

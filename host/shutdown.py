@@ -29,6 +29,8 @@ log = logging.getLogger("host")
 FORCED_STOP = 0.1
 # Seconds past drain_delay + shutdown_grace the process may take to cancel, close and exit.
 SHUTDOWN_MARGIN = 2.0
+# Seconds between closing the listeners and closing idle connections (bench/reload_resets.py).
+ACCEPTED_GRACE = 0.05
 # Kubernetes' default terminationGracePeriodSeconds.
 KUBERNETES_DEFAULT_GRACE = 30
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
@@ -38,6 +40,10 @@ async def finish_in_flight(sites: Sequence[GuardedSite], deadline: float) -> Non
     """Stop accepting, close idle connections, and wait until ``deadline`` (loop time) for busy ones."""
     for site in sites:
         await site.stop()
+    # A connection accepted just before the listener closed may hold a request the loop has not read yet:
+    # let the loop read what has arrived, so that request counts as busy and is answered, not cut off.
+    await asyncio.sleep(ACCEPTED_GRACE)
+    for site in sites:
         site.guard.close_idle()
         site.server.pre_shutdown()  # a busy connection closes once its answer is sent
     loop = asyncio.get_running_loop()

@@ -43,10 +43,11 @@ def tratta_body(fake: FakeUpstream) -> str:
 
 def start_workers(tmp_path: Path, fake: FakeUpstream, workers: int = 2) -> HostServer:
     config = write_host_toml(tmp_path, tratta_body(fake), shutdown_grace=5)
+    # Generous: a supervisor checks the config, then starts every worker (slow on a loaded 2-core box).
     host = start_host_process(
-        config, environment={"TRATTA_API_KEY": API_KEY}, args=("--workers", str(workers))
+        config, environment={"TRATTA_API_KEY": API_KEY}, args=("--workers", str(workers)), timeout=90
     )
-    wait_for(lambda: host.log().count("MCP listening") >= workers, 30, host)
+    wait_for(lambda: host.log().count("MCP listening") >= workers, 90, host)
     return host
 
 

@@ -219,7 +219,7 @@ class Bench:
                 self.sdk(upstream_url, report)
             for peer in PEERS:
                 if self.wants(peer.key):
-                    self.peer(peer, upstream_url, report)
+                    self.peer_or_failure(peer, upstream_url, report)
 
     def proxy(self, upstream_url: str, report: Report) -> None:
         port = self.settings.ports["proxy"]
@@ -268,6 +268,22 @@ class Bench:
                 request = mcp_request(url, era)
                 report.legs.append(self.leg(f"e{suffix}", f"SDK MCPServer {era}", request, server=sdk))
             report.rss_after_legs["SDK MCPServer"] = sdk.rss_mib()
+
+    def peer_or_failure(self, peer: Peer, upstream_url: str, report: Report) -> None:
+        """A peer that fails (start, set-up or a leg) is reported as failed; the run and its table go on."""
+        try:
+            self.peer(peer, upstream_url, report)
+        except SystemExit as exc:
+            if not isinstance(exc.code, str):  # SIGTERM or Ctrl-C: stop the whole run
+                raise
+            self.peer_failed(peer, exc.code, report)
+        except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
+            self.peer_failed(peer, f"{type(exc).__name__}: {exc}", report)
+
+    @staticmethod
+    def peer_failed(peer: Peer, reason: str, report: Report) -> None:
+        print(f"  {peer.key}   {peer.title} failed: {reason}", flush=True)
+        report.peers[peer.title] = f"failed: {reason.splitlines()[0] if reason else '?'}"
 
     def peer(self, peer: Peer, upstream_url: str, report: Report) -> None:
         """A peer's legs, in its own venv; skipped (with how to create the venv) when it is not there."""

@@ -80,6 +80,22 @@ def test_a_peer_without_its_venv_is_skipped_with_how_to_create_it(tmp_path: Path
     assert "bash bench/peers.sh contextforge" in result.peers["ContextForge"]
 
 
+def test_a_peer_that_fails_to_start_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:
+    root = tmp_path / "peers"
+    python = peers.python(peers.FASTMCP, root)
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\nexit 3\n")  # a broken venv: its python exits at once
+    python.chmod(0o755)
+    (root / "fastmcp" / peers.READY).write_text("4.2.3\n")
+    _, settings = run.parse_settings(
+        ["--only", "f", "--loadgen", "python", "--peers-dir", str(root), "--port-base", "31000"]
+    )
+    result = report.Report(settings={}, machine={})
+    legs.Bench(settings, tmp_path).peer_or_failure(peers.FASTMCP, "http://127.0.0.1:9/api/v1", result)
+    assert result.legs == []
+    assert result.peers["FastMCP from_openapi"].startswith("failed: ")  # did not start (or port taken)
+
+
 def test_a_half_built_venv_does_not_count_until_its_marker_is_written(tmp_path: Path) -> None:
     root = tmp_path / "peers"
     python = peers.python(peers.FASTMCP, root)

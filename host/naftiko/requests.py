@@ -68,6 +68,35 @@ def body_refs(body: Any) -> list[str]:
     return found
 
 
+class FileTemplate(str):
+    """A ``with`` value as the capability file wrote it, naming no caller argument: the request builder
+    fills it from the operator's bound variables. Only the compiled file makes one, never a caller's
+    text (JSON cannot), so a caller's braces are never rendered."""
+
+
+def _filled(arguments: Mapping[str, Any], variables: Mapping[str, str]) -> Mapping[str, Any]:
+    """``arguments`` with each :class:`FileTemplate` rendered from ``variables``; one that names a
+    variable without a value is left out, as an unresolved ``with`` value always was."""
+    templated = [name for name, value in arguments.items() if isinstance(value, FileTemplate)]
+    if not templated:
+        return arguments
+    filled = dict(arguments)
+    for name in templated:
+        try:
+            filled[name] = templates.render(filled[name], variables, single_brace=False, on_missing=_unset)
+        except KeyError:
+            del filled[name]
+    return filled
+
+
+def _unset(name: str) -> str:
+    raise KeyError(name)
+
+
+def _names_an_argument(value: str, arguments: Mapping[str, Any]) -> bool:
+    return any(templates.lookup(arguments, n) is not None for n in templates.names(value, single_brace=False))
+
+
 @dataclass(frozen=True)
 class WithMapping:
     """An exposure's ``with``: the caller's arguments pass by name, then ``with`` keys are set.
@@ -94,12 +123,15 @@ class WithMapping:
                         result.pop(key, None)
                     continue
                 whole = templates.whole_placeholder(value)
-                if whole is not None:
-                    found = templates.lookup(arguments, whole)
-                    if found is not None:
-                        result[key] = found
-                    continue
-                result[key] = templates.render(value, arguments, single_brace=False)
+                found = templates.lookup(arguments, whole) if whole is not None else None
+                if found is not None:
+                    result[key] = found
+                elif templates.names(value, single_brace=False) and not _names_an_argument(value, arguments):
+                    # No caller argument in it: the file's own text, filled from the bound variables when
+                    # the request is built (binds reach every template: `org_id: '{{SNYK_ORG_ID}}'`).
+                    result[key] = FileTemplate(value)
+                else:
+                    result[key] = templates.render(value, arguments, single_brace=False)
             else:
                 result[key] = value
         return result
@@ -135,7 +167,7 @@ class NaftikoRequest:
     body: Any
 
     def __call__(self, arguments: Mapping[str, Any], variables: Mapping[str, str]) -> OutboundRequest:
-        arguments = unbound_arguments(arguments, variables)
+        arguments = _filled(unbound_arguments(arguments, variables), variables)
         context: dict[str, Any] = {**arguments, **variables}
         query: list[tuple[str, str]] = []
         headers: dict[str, str] = {}

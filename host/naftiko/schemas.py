@@ -121,11 +121,14 @@ def derived_schema(ctx: Context, tool: ToolSpec, namespace: str, operation: str)
     bound = {v.key for api in ctx.out.apis if op and api.namespace == op.namespace for v in api.variables}
     inputs = _DerivedInputs(ctx, operation, bound)
     op_params = {p.name: p for p in op.params} if op else {}
+    # What fills the URL's path is required: the URL cannot be built without it.
+    in_path = {n.split(".", 1)[-1] for n in templates.names(op.path)} if op else set()
+    in_path |= {name for name, p in op_params.items() if p.in_ == "path"}
     mapped_targets: set[str] = set()
     for key, value in (tool.with_ or {}).items():
         mapped_targets.add(key)
         for ref in argument_refs(value, namespace):
-            inputs.add(ref, op_params.get(key) or op_params.get(ref))
+            inputs.add(ref, op_params.get(key) or op_params.get(ref), required=key in in_path)
     if op is not None:
         inputs.add_operation(op, mapped_targets)
     return inputs.schema()

@@ -100,7 +100,7 @@ def bind(api: ConsumedApi, settings: ConsumeConfig, environ: Mapping[str, str], 
     values, candidates = _read_variables(api, settings, environ, where)
     # The override replaces the whole base URI, so variables only it needed may be absent.
     needed = set() if settings.base_uri else set(templates.names(api.base_uri))
-    needed |= _bound_path_names(api, candidates)
+    needed |= _bound_path_names(api, candidates) | set(api.required)
     _require(needed | _credential_names(api.auth), values, candidates, api.namespace, where)
     if api.operations and all(operation.static for operation in api.operations):
         return BoundApi.make(api, "static://", None, settings, mock=False, variables=values)

@@ -262,6 +262,9 @@ class ConsumedApi:
     auth: Auth | None = None
     headers: Mapping[str, str] = field(default_factory=lambda: {"Accept": "application/json"})
     description: str = ""
+    # Variables that must have a value at start-up besides the base URI's and the credentials' (a
+    # capability file's `with` names them): unset, every call would fail with a caller error.
+    required: tuple[str, ...] = ()
 
 
 # Turns the decoded upstream document into the value an exposure returns.

@@ -10,11 +10,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from host.errors import StartupError
 from host.naftiko import load_capability
 from host.testing import FakeUpstream, serve_in_process
 
@@ -104,3 +108,17 @@ async def test_a_bound_variable_in_with_fills_the_path(tmp_path: Path) -> None:
     assert (first.path, dict(first.query)) == ("/orgs/o-1/projects", {"version": "2024-10-15"})
     assert second.path == "/orgs/org-o-1/projects"
     assert third.path == "/v1beta/{{SNYK_ORG_ID}}/firebaseLinks"
+
+
+def test_a_bound_variable_a_with_value_needs_is_required_at_start_up(tmp_path: Path) -> None:
+    # Unset, every call of the tool was refused with "org_id is required": a caller error for the operator's
+    # missing setting. Now start-up names the environment variable, as for the base URI.
+    path = tmp_path / "snyk.yaml"
+    path.write_text(CAPABILITY, encoding="utf-8")
+
+    async def start() -> None:
+        async with _client(path, "http://127.0.0.1:1", {}):
+            pass
+
+    with pytest.raises(StartupError, match="environment variable SNYK_ORG_ID is not set"):
+        asyncio.run(start())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from host import templates
@@ -173,6 +174,7 @@ def _rest_resource(ctx: Context, raw: Any, namespace: str, path: str) -> None:
             continue
         taken.add(method)
         operation, output = target
+        _require_bound(ctx, operation, op.with_)
         declared = {p.in_: [q.name for q in params if q.in_ == p.in_] for p in params}
         ctx.out.rest.append(
             RestResource(
@@ -203,6 +205,26 @@ def _resolved_operations(ctx: Context, raw: Any, namespace: str, path: str) -> l
         (i, resolve_ref(ctx, op, namespace, f"{path}.operations[{i}]")) for i, op in enumerate(found or [])
     )
     return [(i, r[0], r[1]) for i, r in resolved if r is not None]
+
+
+def _require_bound(ctx: Context, operation: str, with_: dict[str, Any] | None) -> None:
+    """Bound variables a ``with`` value names (``org_id: '{{SNYK_ORG_ID}}'``) are the operator's: the
+    consumed API requires them at start-up, as it does its base URI's."""
+    op = ctx.ops.get(operation)
+    index = next((i for i, api in enumerate(ctx.out.apis) if op and api.namespace == op.namespace), None)
+    if op is None or index is None or not with_:
+        return
+    api = ctx.out.apis[index]
+    bound = {v.key for v in api.variables}
+    named = (
+        n
+        for value in with_.values()
+        if isinstance(value, str)
+        for n in templates.names(value, single_brace=False)
+    )
+    needed = {n for n in named if n in bound or n.split(".", 1)[-1] in bound} - set(api.required)
+    if needed:
+        ctx.out.apis[index] = replace(api, required=(*api.required, *sorted(needed)))
 
 
 def _with_mapping(
@@ -237,6 +259,7 @@ def _tool(ctx: Context, raw: Any, namespace: str, path: str, *, stdio: bool = Fa
     if target is None or not ctx.claim(("stdio" if stdio else "tool", tool.name), f"tool {tool.name}", path):
         return
     operation, output = target
+    _require_bound(ctx, operation, tool.with_)
     if tool.inputParameters:
         schema = declared_schema(ctx, tool.inputParameters, path)
         offered = {p.name for p in tool.inputParameters} | set(tool.with_ or {})

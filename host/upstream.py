@@ -53,9 +53,11 @@ class Pool:
         size = bound.settings.pool_size
         connector = aiohttp.TCPConnector(limit=size, ttl_dns_cache=300)
         # The timeout is the session's: passing it with every request costs measurably more.
-        # trace_configs: client spans, only when tracing is on (host.tracing).
+        # trace_configs: client spans, only when tracing is on (host.tracing). No cookie jar: the session
+        # serves every caller, so a jar would replay one caller's Set-Cookie on everyone else's calls.
         self.session = aiohttp.ClientSession(
             connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
             timeout=bound.timeout,
             auto_decompress=True,
             trust_env=False,

@@ -27,6 +27,7 @@ from host.gate import Gate, authenticators
 from host.inbound import Adapter, Authenticator
 from host.observability import PLUGIN_FAILURES, metrics_handler
 from host.plugins import Catalog, load_catalog
+from host.resilience import Circuit
 from host.state import SharedStore, open_store, share_state
 
 __all__ = ["Core", "Host", "announce", "authenticators", "build", "build_core", "check_exposure"]
@@ -46,6 +47,13 @@ class Core:
     store: SharedStore | None = None  # [state] backend = "redis"
 
 
+def _circuit_state(circuit: Circuit) -> str:
+    """/readyz's word for one upstream: "probe-due" is open but ready, as the next call probes it."""
+    if not circuit.is_open:
+        return "ok"
+    return "open-circuit" if circuit.refusing else "probe-due"
+
+
 @dataclass
 class Host(Core):
     """A built host: its two apps share one engine, which runs while either app runs."""
@@ -55,9 +63,7 @@ class Host(Core):
     draining: bool = False  # set on SIGTERM: /readyz answers 503 from then on
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        upstreams = {
-            ns: ("open-circuit" if bound.breaker.is_open else "ok") for ns, bound in self.engine.apis.items()
-        }
+        upstreams = {ns: _circuit_state(bound.breaker) for ns, bound in self.engine.apis.items()}
         details = {
             "draining": self.draining,
             "plugin_failures": [info.name for info in self.catalog.failures],

@@ -128,13 +128,13 @@ class Engine:
 
     @property
     def healthy(self) -> bool:
-        """False when every real upstream's circuit is open (readiness)."""
+        """False when every real upstream's circuit refuses calls (readiness)."""
         real = [
             bound
             for bound in self.apis.values()
             if not bound.mock and not bound.base_url.startswith("static:")
         ]
-        return not real or any(not bound.breaker.is_open for bound in real)
+        return not real or any(not bound.breaker.refusing for bound in real)
 
     def validator_for(self, ref: str) -> ArgumentValidator:
         return self.operations[ref].validator

@@ -23,7 +23,11 @@ class Circuit(Protocol):
 
     @property
     def is_open(self) -> bool:
-        """Open or half-open: the upstream is believed down (readiness)."""
+        """Open or half-open: the upstream is believed down."""
+
+    @property
+    def refusing(self) -> bool:
+        """Open and still cooling down (or probing): a call now would not reach the upstream (readiness)."""
 
     async def enter(self) -> tuple[float, int | None]:
         """Admit a call: ``(0, its probe number or None)``, or ``(seconds until a probe, None)``."""
@@ -81,6 +85,13 @@ class CircuitBreaker:
     @property
     def is_open(self) -> bool:
         return self.opened_at is not None
+
+    @property
+    def refusing(self) -> bool:
+        # Past the cool-down the next call is the probe; only traffic can make it, so don't refuse it.
+        if self.opened_at is None:
+            return False
+        return self.probing or time.monotonic() - self.opened_at < self.reset_after
 
     @property
     def probe(self) -> int | None:

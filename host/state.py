@@ -254,6 +254,7 @@ class SharedCircuit:
         # One hash tag ({namespace}) for the three keys: a Redis Cluster keeps them on one shard.
         self.keys = [f"host:circuit:{{{namespace}}}:{part}" for part in ("failures", "open", "probe")]
         self.shared_open = False  # as the store last said
+        self._open_seen = 0.0  # when this process last saw the shared circuit open
         self.failing = True  # the fleet's count may be above 0, so a success must reset it
         self._lease: tuple[int, str] | None = None  # this process's probe: its number and lease token
         self._leases = itertools.count(1)
@@ -262,6 +263,18 @@ class SharedCircuit:
     @property
     def is_open(self) -> bool:
         return self.local.is_open if self.store.reachable is False else self.shared_open
+
+    @property
+    def refusing(self) -> bool:
+        if self.store.reachable is False:
+            return self.local.refusing
+        # The store keeps the fleet's cool-down; this process's view of it starts when it saw it open.
+        return self.shared_open and time.monotonic() - self._open_seen < self.local.reset_after
+
+    def _see(self, shared_open: bool) -> None:
+        if shared_open and not self.shared_open:
+            self._open_seen = time.monotonic()
+        self.shared_open = shared_open
 
     async def enter(self) -> tuple[float, int | None]:
         token = self.store.token()
@@ -274,7 +287,7 @@ class SharedCircuit:
             return await self.local.enter()
         wait_ms, failures, probing = (int(value) for value in answer)
         self.failing = failures > 0
-        self.shared_open = failures >= self.local.threshold
+        self._see(failures >= self.local.threshold)
         if wait_ms:
             return max(1.0, math.ceil(wait_ms / 1000)), None
         if not probing:
@@ -307,7 +320,8 @@ class SharedCircuit:
             [1 if ok else 0, self.local.threshold, reset_ms, FAILURES_KEPT_MS],
         )
         if opened is not None:
-            self.shared_open, self.failing = bool(opened), not ok
+            self._see(bool(opened))
+            self.failing = not ok
 
 
 def open_store(config: HostConfig, environ: Mapping[str, str]) -> SharedStore | None:

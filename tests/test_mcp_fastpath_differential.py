@@ -10,12 +10,10 @@ the fast path must answer it or leave it to the kernel, and the fast path's coun
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,9 +21,8 @@ from aiohttp.test_utils import TestClient
 
 from host.adapters.mcp import FAST_PATH
 from host.testing import FakeUpstream, serve_in_process
-from tests.conftest import ROOT
+from tests.test_mcp_features import _plugin  # the conformance fixture plugin, loaded from its file
 
-PLUGIN = ROOT / "tests/fixtures/plugins/host-conformance-plugin/host_conformance_plugin/__init__.py"
 MODERN, LEGACY = "2026-07-28", "2025-11-25"
 ERAS = ("modern", "legacy", "no-version-header")
 KEY = "fast-guard-key-0123456789abcdef"
@@ -99,14 +96,6 @@ ODD_DOCUMENT = {
     "nested": {"none": None, "list": [1, None, "é✓", {"deep": [True, False]}]},
     "text": "Grüße \u2028 \U0001f600",
 }
-
-
-def _plugin() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("host_conformance_plugin_fastpath", PLUGIN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass

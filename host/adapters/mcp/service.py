@@ -181,10 +181,8 @@ class McpService:
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {params.name}")
         require_client(ctx, entry.spec.requires_client)
         refusal = caller_refusal(ctx, entry)
-        if refusal is not None:
-            return tool_result_model(
-                error_result(refusal.error.message)
-            )  # a tool's refusal is a tool error, as ever
+        if refusal is not None:  # a tool's refusal is a tool error, as ever
+            return tool_result_model(error_result(refusal.error.message))
         arguments: Mapping[str, Any] = params.arguments or {}
         if entry.spec.request_input is not None:
             answer = ask(ctx, entry.spec.request_input, arguments, params.request_state)

@@ -253,8 +253,8 @@ class SharedCircuit:
         self.store, self.namespace, self.local = store, namespace, local
         # One hash tag ({namespace}) for the three keys: a Redis Cluster keeps them on one shard.
         self.keys = [f"host:circuit:{{{namespace}}}:{part}" for part in ("failures", "open", "probe")]
-        self.shared_open = False  # as the store last said
-        self._open_seen = 0.0  # when this process last saw the shared circuit open
+        # None while the store last said closed, else when this process saw the shared circuit open.
+        self._opened_at: float | None = None
         self.failing = True  # the fleet's count may be above 0, so a success must reset it
         self._lease: tuple[int, str] | None = None  # this process's probe: its number and lease token
         self._leases = itertools.count(1)
@@ -262,19 +262,21 @@ class SharedCircuit:
 
     @property
     def is_open(self) -> bool:
-        return self.local.is_open if self.store.reachable is False else self.shared_open
+        return self.local.is_open if self.store.reachable is False else self._opened_at is not None
 
     @property
     def refusing(self) -> bool:
         if self.store.reachable is False:
             return self.local.refusing
         # The store keeps the fleet's cool-down; this process's view of it starts when it saw it open.
-        return self.shared_open and time.monotonic() - self._open_seen < self.local.reset_after
+        opened_at = self._opened_at
+        return opened_at is not None and time.monotonic() - opened_at < self.local.reset_after
 
     def _see(self, shared_open: bool) -> None:
-        if shared_open and not self.shared_open:
-            self._open_seen = time.monotonic()
-        self.shared_open = shared_open
+        if not shared_open:
+            self._opened_at = None
+        elif self._opened_at is None:
+            self._opened_at = time.monotonic()
 
     async def enter(self) -> tuple[float, int | None]:
         token = self.store.token()
@@ -368,6 +370,3 @@ def share_state(engine: Engine, store: SharedStore) -> None:
             engine.operations[ref] = dataclasses.replace(
                 operation, bound=shared[operation.bound.api.namespace]
             )
-
-
-share_rate_limits = share_state  # the name it had before circuits were shared

@@ -69,12 +69,17 @@ async def started() -> AsyncIterator[list[Engine]]:
         await engine.close()
 
 
-async def _open_circuit(engine: Engine, upstream: FakeUpstream) -> None:
+async def _open_circuit(upstream: FakeUpstream, started: list[Engine], **settings: Any) -> Engine:
+    """A started engine whose circuit one failure opened; the upstream answers 200 from then on."""
+    engine = _engine(upstream, **settings)
+    started.append(engine)
+    await engine.start()
     upstream.route("GET", "/items", status=500, json={"error": "down"})
     with pytest.raises(UpstreamBadStatus):
         await engine.call("items.list", {})
     assert engine.apis["items"].breaker.is_open and not engine.healthy
     upstream.route("GET", "/items", json={"items": []})  # healthy from now on
+    return engine
 
 
 async def _recovers_within_reset_plus_one_call(engine: Engine) -> None:
@@ -87,10 +92,7 @@ async def _recovers_within_reset_plus_one_call(engine: Engine) -> None:
 async def test_a_probe_refused_by_the_rate_limit_releases_the_slot(
     upstream: FakeUpstream, started: list[Engine]
 ) -> None:
-    engine = _engine(upstream, rate_limit="1/s")
-    started.append(engine)
-    await engine.start()
-    await _open_circuit(engine, upstream)  # takes the only token
+    engine = await _open_circuit(upstream, started, rate_limit="1/s")  # takes the only token
     await asyncio.sleep(RESET + 0.05)
     with pytest.raises(TooManyRequests):  # the probe meets an empty bucket
         await engine.call("items.list", {})
@@ -101,10 +103,7 @@ async def test_a_probe_refused_by_the_rate_limit_releases_the_slot(
 async def test_a_probe_with_a_nul_byte_in_a_header_argument_releases_the_slot(
     upstream: FakeUpstream, started: list[Engine]
 ) -> None:
-    engine = _engine(upstream)
-    started.append(engine)
-    await engine.start()
-    await _open_circuit(engine, upstream)
+    engine = await _open_circuit(upstream, started)
     await asyncio.sleep(RESET + 0.05)
     with pytest.raises(InvalidArguments) as refused:
         await engine.call("items.traced", {"trace": "a\x00b"})
@@ -115,10 +114,7 @@ async def test_a_probe_with_a_nul_byte_in_a_header_argument_releases_the_slot(
 async def test_a_probe_cancelled_by_the_request_timeout_releases_the_slot(
     upstream: FakeUpstream, started: list[Engine]
 ) -> None:
-    engine = _engine(upstream)
-    started.append(engine)
-    await engine.start()
-    await _open_circuit(engine, upstream)
+    engine = await _open_circuit(upstream, started)
     upstream.route("GET", "/items", json={"items": []}, delay=1.0)
     await asyncio.sleep(RESET + 0.05)
     with pytest.raises(TimeoutError):  # what request_timeout does to the call
@@ -130,10 +126,7 @@ async def test_a_probe_cancelled_by_the_request_timeout_releases_the_slot(
 async def test_while_the_probe_is_in_flight_other_calls_are_refused(
     upstream: FakeUpstream, started: list[Engine]
 ) -> None:
-    engine = _engine(upstream)
-    started.append(engine)
-    await engine.start()
-    await _open_circuit(engine, upstream)
+    engine = await _open_circuit(upstream, started)
     upstream.route("GET", "/items", json={"items": []}, delay=0.3)
     await asyncio.sleep(RESET + 0.05)
     probe = asyncio.create_task(engine.call("items.list", {}))

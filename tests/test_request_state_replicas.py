@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from host.testing import HostServer, start_host_process, write_host_toml
+from host.testing import HostServer, start_host_process, stop_hosts, write_host_toml
 from tests.conftest import ROOT, pip_install
 
 FIXTURE_PLUGIN = ROOT / "tests" / "fixtures" / "plugins" / "host-conformance-plugin"
@@ -55,9 +55,7 @@ def replicas(request: pytest.FixtureRequest, tmp_path: Path, site: Path) -> Iter
             host.wait_until_listening(90)
         yield hosts
     finally:
-        for host in hosts:
-            host.terminate()
-        codes = [host.stop() for host in hosts]
+        codes = stop_hosts(hosts)
     assert codes == [0, 0]
     for host in hosts:
         assert SHARED not in host.log() and "Traceback" not in host.log()

@@ -18,7 +18,7 @@ from host.config import load_config
 from host.errors import StartupError
 from host.resilience import CircuitBreaker
 from host.state import SharedCircuit, SharedStore
-from host.testing import FakeUpstream, HostServer, start_host_process, write_host_toml
+from host.testing import FakeUpstream, HostServer, start_host_process, stop_hosts, write_host_toml
 from tests.conftest import API_KEY, calls_for, tratta_base_uri
 from tests.redis_kit import RedisServer, running_redis
 
@@ -54,9 +54,7 @@ def two_hosts(
             host.wait_until_listening(90)
         yield hosts
     finally:
-        for host in hosts:
-            host.terminate()
-        codes = [host.stop() for host in hosts]
+        codes = stop_hosts(hosts)
         assert codes == [0, 0], [host.log() for host in hosts]
 
 

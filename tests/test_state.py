@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from host.testing import FakeUpstream, HostServer, start_host_process, write_host_toml
+from host.testing import FakeUpstream, HostServer, start_host_process, stop_hosts, write_host_toml
 from tests.conftest import API_KEY, tratta_base_uri
 from tests.redis_kit import RedisServer, running_redis, start_redis
 from tests.test_serve_process import run_cli
@@ -56,9 +56,7 @@ async def test_two_hosts_share_one_rate_limit(
         async with aiohttp.ClientSession() as session:
             answers = [await post(session, hosts[n % 2], f"shared-{n}") for n in range(30)]
     finally:
-        for host in hosts:
-            host.terminate()
-        codes = [host.stop() for host in hosts]
+        codes = stop_hosts(hosts)
     statuses = [status for status, _ in answers]
     assert statuses.count(201) == 20 and statuses.count(429) == 10, statuses
     assert reached(fake_tratta, "shared-") == 20

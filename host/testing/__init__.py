@@ -54,6 +54,7 @@ from host.testing.process import (
     render_host_toml,
     start_host_process,
     start_host_server,
+    stop_hosts,
     write_host_toml,
 )
 from host.testing.upstream import FakeResponse, FakeUpstream, Handler, RecordedRequest
@@ -86,6 +87,7 @@ __all__ = [
     "serve_in_process",
     "start_host_process",
     "start_host_server",
+    "stop_hosts",
     "write_host_toml",
 ]
 

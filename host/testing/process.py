@@ -75,6 +75,13 @@ class HostServer:
             return self.process.wait(timeout)
 
 
+def stop_hosts(hosts: Sequence[HostServer], timeout: float = 20) -> list[int]:
+    """Stop several hosts at once: SIGTERM to each, then each one's exit code (as ``HostServer.stop``)."""
+    for host in hosts:
+        host.terminate()
+    return [host.stop(timeout) for host in hosts]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:

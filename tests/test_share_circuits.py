@@ -21,6 +21,7 @@ from host.state import SharedCircuit, SharedStore
 from host.testing import FakeUpstream, HostServer, start_host_process, stop_hosts, write_host_toml
 from tests.conftest import API_KEY, calls_for, tratta_base_uri
 from tests.redis_kit import RedisServer, running_redis
+from tests.test_state import post
 
 NAMESPACE = "tratta-customer-sessions"
 FAILURES, RESET = 3, 2.0  # circuit_failures, circuit_reset (s)
@@ -56,12 +57,6 @@ def two_hosts(
     finally:
         codes = stop_hosts(hosts)
         assert codes == [0, 0], [host.log() for host in hosts]
-
-
-async def post(session: aiohttp.ClientSession, host: HostServer, customer: str) -> tuple[int, str | None]:
-    async with session.post(host.rest_url + "/v1/customer-sessions", json={"customer_id": customer}) as resp:
-        await resp.read()
-        return resp.status, resp.headers.get("Retry-After")
 
 
 async def readiness(session: aiohttp.ClientSession, host: HostServer) -> tuple[int, dict[str, object]]:

@@ -9,8 +9,8 @@ SIGTERM or SIGINT forwards the signal and waits for every worker to drain. SIGHU
 reloads: the new configuration is checked, new workers start, then the old ones
 drain; workers exit when the supervisor dies (see :mod:`host.reload`).
 
-Everything a worker keeps in memory (rate limits, circuit breakers, metrics)
-is per worker.
+Rate limits and circuit breakers are per worker, unless ``[state]`` keeps them
+in a shared store (:mod:`host.state`); metrics are gathered from every worker.
 """
 
 from __future__ import annotations

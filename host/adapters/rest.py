@@ -186,6 +186,7 @@ def _handler(resource: RestResource, engine: Engine, max_json_depth: int) -> Han
         output=resource.output,
         label=f"{resource.method.upper()} {resource.path}",
     )
+    typed = _url_kinds(resource.input_schema)  # read once: most resources declare no such argument
 
     async def handle(request: web.Request) -> web.StreamResponse:
         arguments: dict[str, Any] = {renamed.get(k, k): v for k, v in request.match_info.items()}
@@ -198,7 +199,8 @@ def _handler(resource: RestResource, engine: Engine, max_json_depth: int) -> Han
         for name in resource.headers:
             if name in request.headers:
                 arguments[name] = request.headers[name]
-        _typed_from_url(arguments, resource.input_schema)
+        if typed:
+            _typed_from_url(arguments, typed)
         if resource.body_argument is not None:
             raw = await request.read()
             if raw:
@@ -214,21 +216,32 @@ def _handler(resource: RestResource, engine: Engine, max_json_depth: int) -> Han
     return handle
 
 
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_URL_KINDS = ("integer", "number", "boolean")
 
 
-def _typed_from_url(arguments: dict[str, Any], schema: Mapping[str, Any] | None) -> None:
+def _url_kinds(schema: Mapping[str, Any] | None) -> dict[str, str]:
+    """The declared arguments a text value from the URL or a header is read as: name -> its type."""
+    properties = (schema or {}).get("properties") or {}
+    kinds = {}
+    for name, declared in properties.items():
+        kind = declared.get("type") if isinstance(declared, Mapping) else None
+        if kind in _URL_KINDS:
+            kinds[name] = kind
+    return kinds
+
+
+def _typed_from_url(arguments: dict[str, Any], kinds: Mapping[str, str]) -> None:
     """Path, query and header values are text: one declared integer, number or boolean is read as
     such (``?limit=5`` is 5). Text that is not one stays text, and validation then names it."""
-    properties = (schema or {}).get("properties") or {}
-    for name, value in arguments.items():
-        declared = properties.get(name)
-        kind = declared.get("type") if isinstance(declared, Mapping) else None
-        if not isinstance(value, str) or kind not in ("integer", "number", "boolean"):
+    for name, kind in kinds.items():
+        value = arguments.get(name)
+        if not isinstance(value, str):
             continue
         if kind == "boolean" and value in ("true", "false"):
             arguments[name] = value == "true"
-        elif kind == "integer" and re.fullmatch(r"-?(0|[1-9][0-9]*)", value):
+        elif kind == "integer" and _INTEGER.fullmatch(value):
             arguments[name] = int(value)
         elif kind == "number" and _NUMBER.fullmatch(value):
             arguments[name] = float(value) if any(c in value for c in ".eE") else int(value)

@@ -49,13 +49,9 @@ def _session(request: RecordedRequest) -> FakeResponse:
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream()
-    fake.start()
-    fake.route("POST", "/api/v1/customer-sessions", handler=_session)
-    try:
+    with FakeUpstream() as fake:
+        fake.route("POST", "/api/v1/customer-sessions", handler=_session)
         yield fake
-    finally:
-        fake.stop()
 
 
 class Host:

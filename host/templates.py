@@ -71,6 +71,13 @@ def whole_placeholder(template: str) -> str | None:
     return match.group(1) if match else None
 
 
+def value_of(template: str, context: Mapping[str, Any]) -> Any:
+    """A ``{{name}}`` template's value: exactly one placeholder keeps the value's type (``None`` when
+    absent); any other text is filled as a string."""
+    whole = whole_placeholder(template)
+    return lookup(context, whole) if whole is not None else render(template, context, single_brace=False)
+
+
 def as_text(value: Any) -> str:
     """A value as it goes into a URL, a header or a form: JSON booleans, compact JSON for containers."""
     if isinstance(value, bool):

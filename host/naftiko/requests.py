@@ -261,11 +261,8 @@ def render_json(node: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(node, list):
         return [item for item in (render_json(v, context) for v in node) if item is not _DROP]
     if isinstance(node, str):
-        whole = templates.whole_placeholder(node)
-        if whole is not None:
-            value = templates.lookup(context, whole)
-            return _DROP if value is None else value
-        return templates.render(node, context, single_brace=False)
+        value = templates.value_of(node, context)  # None only for an unresolved whole placeholder
+        return _DROP if value is None else value
     return node
 
 

@@ -137,14 +137,7 @@ class LookupStep:
         return None if item is None else self._project(item)
 
     def _wanted(self, scope: Scope) -> Any:
-        if isinstance(self.value, JsonPath):
-            return self.value.find({**scope.arguments, **scope.outputs})
-        if isinstance(self.value, str):
-            whole = templates.whole_placeholder(self.value)
-            if whole is not None:
-                return templates.lookup(scope, whole)
-            return templates.render(self.value, scope, single_brace=False)
-        return self.value
+        return _resolve(self.value, scope)
 
     def _project(self, item: dict[str, Any]) -> Any:
         return {field: item.get(field) for field in self.fields} if self.fields else item
@@ -223,17 +216,8 @@ class Orchestration:
 
     def _assemble(self, scope: Scope) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        context = {**scope.arguments, **scope.outputs}
         for target, source in self.mappings:
-            if isinstance(source, JsonPath):
-                value = source.find(context)
-            else:
-                whole = templates.whole_placeholder(source)
-                value = (
-                    templates.lookup(scope, whole)
-                    if whole
-                    else templates.render(source, scope, single_brace=False)
-                )
+            value = _resolve(source, scope)
             node = result
             *parents, leaf = target.split(".")
             for part in parents:
@@ -243,6 +227,16 @@ class Orchestration:
                 node = child
             node[leaf] = value
         return result
+
+
+def _resolve(source: Any, scope: Scope) -> Any:
+    """A lookup value's or a mapping's value: a JSONPath over the arguments and step outputs, a
+    template, or a literal."""
+    if isinstance(source, JsonPath):
+        return source.find({**scope.arguments, **scope.outputs})
+    if isinstance(source, str):
+        return templates.value_of(source, scope)
+    return source
 
 
 def _answer(status: int, document: Any, mocked: bool) -> UpstreamResponse:
@@ -286,10 +280,7 @@ def compile_steps(
     if not steps:
         ctx.warn(f"{path}.steps", "no steps; disabled")
         return None
-    compiled_mappings = _mappings(ctx, mappings, f"{path}.mappings")
-    if compiled_mappings is None:
-        return None
-    orchestration = Orchestration(label, tuple(steps), compiled_mappings)
+    orchestration = Orchestration(label, tuple(steps), _mappings(ctx, mappings, f"{path}.mappings"))
     return _register(ctx, namespace, orchestration)
 
 
@@ -334,18 +325,14 @@ def _lookup(ctx: Context, raw: dict[str, Any], name: str, earlier: list[str], pa
     if not match:
         ctx.warn(f"{path}.match", "lookup step without match; orchestration disabled")
         return None
-    value: Any = raw.get("lookupValue")
-    if isinstance(value, str) and value.strip().startswith("$"):
-        value = _path(ctx, value, f"{path}.lookupValue")
-        if value is None:
-            return None
+    value = _source(raw.get("lookupValue"), f"{path}.lookupValue")
     fields = tuple(
         str(f.get("name") if isinstance(f, dict) else f) for f in raw.get("outputParameters") or []
     )
     return LookupStep(name, str(index), str(match), value, fields)
 
 
-def _mappings(ctx: Context, raw: list[Any], path: str) -> tuple[tuple[str, JsonPath | str], ...] | None:
+def _mappings(ctx: Context, raw: list[Any], path: str) -> tuple[tuple[str, JsonPath | str], ...]:
     compiled: list[tuple[str, JsonPath | str]] = []
     for index, mapping in enumerate(raw):
         where = f"{path}[{index}]"
@@ -353,19 +340,19 @@ def _mappings(ctx: Context, raw: list[Any], path: str) -> tuple[tuple[str, JsonP
             ctx.warn(where, "a mapping needs targetName and value; ignored")
             continue
         value = mapping.get("value")
-        if isinstance(value, str) and value.strip().startswith("$"):
-            found = _path(ctx, value, f"{where}.value")
-            if found is None:
-                return None
-            compiled.append((str(mapping["targetName"]), found))
-        else:
-            compiled.append((str(mapping["targetName"]), "" if value is None else str(value)))
+        source = _source(value, f"{where}.value")
+        if not isinstance(source, JsonPath):
+            source = "" if value is None else str(value)
+        compiled.append((str(mapping["targetName"]), source))
     return tuple(compiled)
 
 
-def _path(ctx: Context, expression: str, path: str) -> JsonPath | None:
+def _source(value: Any, path: str) -> Any:
+    """``value`` as written, or compiled when it is a JSONPath (``$...``); an invalid one fails the file."""
+    if not (isinstance(value, str) and value.strip().startswith("$")):
+        return value
     try:
-        return compile_path(expression)
+        return compile_path(value)
     except JsonPathError as exc:
         raise FileError(f"{path}: invalid JSONPath: {exc}") from None
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +184,15 @@ def _tutorial(tmp_path: Path, step: str) -> Path:
     return target
 
 
+def serving_tutorial(
+    upstream: FakeUpstream, tmp_path: Path, step: str
+) -> AbstractAsyncContextManager[InProcessHost]:
+    """A tutorial step served against the mock registry (the legacy API mocked)."""
+    _registry(upstream)
+    consumes = {"registry": {"base_uri": f"{upstream.url}/registry"}, "legacy": {"mock": True}}
+    return serving([_tutorial(tmp_path, step)], consumes, SECRETS)
+
+
 def _paths(fake: FakeUpstream) -> list[str]:
     return [f"{r.method} {r.path}" for r in fake.requests]
 
@@ -194,11 +203,8 @@ def _paths(fake: FakeUpstream) -> list[str]:
 async def test_step7_mcp_orchestrated_tool_calls_each_step_and_assembles_the_mappings(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    _registry(upstream)
-    step7 = _tutorial(tmp_path, "step-7-shipyard-orchestrated-lookup.yml")
-    consumes = {"registry": {"base_uri": f"{upstream.url}/registry"}, "legacy": {"mock": True}}
     async with (
-        serving([step7], consumes, SECRETS) as served,
+        serving_tutorial(upstream, tmp_path, "step-7-shipyard-orchestrated-lookup.yml") as served,
         mcp_client(served.mcp_url, MCP_TOKEN) as client,
     ):
         tools = (await client.list_tools()).tools
@@ -223,10 +229,7 @@ async def test_step7_mcp_orchestrated_tool_calls_each_step_and_assembles_the_map
 
 
 async def test_step7_rest_orchestrated_operation(upstream: FakeUpstream, tmp_path: Path) -> None:
-    _registry(upstream)
-    step7 = _tutorial(tmp_path, "step-7-shipyard-orchestrated-lookup.yml")
-    consumes = {"registry": {"base_uri": f"{upstream.url}/registry"}, "legacy": {"mock": True}}
-    async with serving([step7], consumes, SECRETS) as served:
+    async with serving_tutorial(upstream, tmp_path, "step-7-shipyard-orchestrated-lookup.yml") as served:
         response = await served.rest.get("/ships/IMO-9321483/crew")
         assert response.status == 200, await response.text()
         assert await response.json() == SHIP_WITH_CREW
@@ -338,10 +341,7 @@ def test_script_steps_are_a_load_error_naming_the_step() -> None:
 async def test_a_failing_first_step_stops_the_run_with_its_status_and_name(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    _registry(upstream)
-    step7 = _tutorial(tmp_path, "step-7-shipyard-orchestrated-lookup.yml")
-    consumes = {"registry": {"base_uri": f"{upstream.url}/registry"}, "legacy": {"mock": True}}
-    async with serving([step7], consumes, SECRETS) as served:
+    async with serving_tutorial(upstream, tmp_path, "step-7-shipyard-orchestrated-lookup.yml") as served:
         response = await served.rest.get("/ships/IMO-0000000/crew")
         assert response.status == 404
         assert response.content_type == "application/problem+json"
@@ -408,10 +408,7 @@ async def test_each_step_has_the_upstream_timeout_and_feeds_its_circuit_breaker(
 async def test_step_arguments_are_validated_before_anything_is_sent(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    _registry(upstream)
-    step7 = _tutorial(tmp_path, "step-7-shipyard-orchestrated-lookup.yml")
-    consumes = {"registry": {"base_uri": f"{upstream.url}/registry"}, "legacy": {"mock": True}}
-    async with serving([step7], consumes, SECRETS) as served:
+    async with serving_tutorial(upstream, tmp_path, "step-7-shipyard-orchestrated-lookup.yml") as served:
         async with mcp_client(served.mcp_url, MCP_TOKEN) as client:
             result = await client.call_tool("get-ship-with-crew", {"imo": 42})
             assert result.is_error and "imo" in result.content[0].text
@@ -530,10 +527,7 @@ async def test_aggregate_mock_is_the_same_payload_over_mcp_and_rest() -> None:
 async def test_step10_ref_to_an_orchestrated_function_over_rest_and_mcp(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    _registry(upstream)
-    step10 = _tutorial(tmp_path, "step-10-shipyard-rest-adapter.yml")
-    consumes = {"registry": {"base_uri": f"{upstream.url}/registry"}, "legacy": {"mock": True}}
-    async with serving([step10], consumes, SECRETS) as served:
+    async with serving_tutorial(upstream, tmp_path, "step-10-shipyard-rest-adapter.yml") as served:
         response = await served.rest.get("/ships/IMO-9321483/crew")
         assert response.status == 200, await response.text()
         assert await response.json() == SHIP_WITH_CREW
@@ -550,11 +544,8 @@ async def test_step10_ref_to_an_orchestrated_function_over_rest_and_mcp(
 async def test_step11_voyage_manifest_lookups_projections_and_nested_mappings(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    _registry(upstream)
-    step11 = _tutorial(tmp_path, "step-11-shipyard-fleet-manifest.yml")
-    consumes = {"registry": {"base_uri": f"{upstream.url}/registry"}, "legacy": {"mock": True}}
     async with (
-        serving([step11], consumes, SECRETS) as served,
+        serving_tutorial(upstream, tmp_path, "step-11-shipyard-fleet-manifest.yml") as served,
         mcp_client(served.mcp_url, MCP_TOKEN) as client,
     ):
         tools = (await client.list_tools()).tools

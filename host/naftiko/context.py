@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from host.model import (
     CallerAuth,
     ConsumedApi,
+    ConsumedOperation,
     EnvVar,
     McpPrompt,
     McpResource,
@@ -81,6 +82,20 @@ class Context:
             return True
         self.warn(path, f"{what} is declared again (first at {first}); only the first is served: rename one")
         return False
+
+    def add_static(self, namespace: str, operation: ConsumedOperation) -> str:
+        """Add ``operation`` to the file's synthetic ``static://`` API ``namespace``; its reference."""
+        existing = next((i for i, api in enumerate(self.out.apis) if api.namespace == namespace), None)
+        if existing is None:
+            self.out.apis.append(
+                ConsumedApi(namespace=namespace, base_uri="static://", operations=(operation,))
+            )
+        else:
+            operations = (*self.out.apis[existing].operations, operation)
+            self.out.apis[existing] = ConsumedApi(
+                namespace=namespace, base_uri="static://", operations=operations
+            )
+        return f"{namespace}.{operation.name}"
 
     def list_of(self, parent: Any, key: str, path: str) -> list[Any]:
         value = parent.get(key) if isinstance(parent, dict) else None

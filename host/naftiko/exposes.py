@@ -12,7 +12,6 @@ from host import templates
 from host.model import (
     HOST_REST_PATHS,
     CallerAuth,
-    ConsumedApi,
     ConsumedOperation,
     JsonSchema,
     McpPrompt,
@@ -423,14 +422,7 @@ def _static_operation(ctx: Context, method: str, namespace: str, outputs: list[O
         return UpstreamResponse(200, json.dumps(mock_value(outputs, request.arguments)).encode())
 
     operation = ConsumedOperation(name=name, method=method, path="/", mock=answer, static=True)
-    existing = next((api for api in ctx.out.apis if api.namespace == static_ns), None)
-    if existing is None:
-        ctx.out.apis.append(ConsumedApi(namespace=static_ns, base_uri="static://", operations=(operation,)))
-    else:
-        ctx.out.apis[ctx.out.apis.index(existing)] = ConsumedApi(
-            namespace=static_ns, base_uri="static://", operations=(*existing.operations, operation)
-        )
-    return f"{static_ns}.{name}"
+    return ctx.add_static(static_ns, operation)
 
 
 def _bool(value: Any) -> bool | None:

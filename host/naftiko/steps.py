@@ -26,7 +26,6 @@ from host import templates
 from host.errors import CallError, InvalidArguments
 from host.model import (
     Arguments,
-    ConsumedApi,
     ConsumedOperation,
     JsonSchema,
     OperationCaller,
@@ -369,15 +368,7 @@ def _register(ctx: Context, namespace: str, orchestration: Orchestration) -> str
         static=True,
         run=orchestration,
     )
-    existing = next((i for i, api in enumerate(ctx.out.apis) if api.namespace == steps_ns), None)
-    if existing is None:
-        ctx.out.apis.append(ConsumedApi(namespace=steps_ns, base_uri="static://", operations=(operation,)))
-    else:
-        api = ctx.out.apis[existing]
-        ctx.out.apis[existing] = ConsumedApi(
-            namespace=steps_ns, base_uri="static://", operations=(*api.operations, operation)
-        )
-    return f"{steps_ns}.{name}"
+    return ctx.add_static(steps_ns, operation)
 
 
 def steps_schema(raw_steps: list[Any], namespace: str) -> JsonSchema:

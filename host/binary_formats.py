@@ -61,21 +61,26 @@ def check_schema(format: str, schema: Path) -> None:
 
 def decode(body: bytes, format: str, schema: str | None) -> Any:
     """The decoded body; raises ``ValueError`` naming the format when it does not decode."""
+    try:
+        return _decode_avro(body, schema) if format == "avro" else _decode_protobuf(body, schema)
+    except ValueError as exc:
+        raise ValueError(f"the {format} body does not decode: {exc}") from None
+    except (EOFError, IndexError, TypeError, KeyError, OverflowError) as exc:
+        raise ValueError(f"the {format} body does not decode: {type(exc).__name__}: {exc}") from None
+
+
+def _decode_protobuf(body: bytes, schema: str | None) -> Any:
     from google.protobuf import json_format
     from google.protobuf.message import DecodeError
 
+    if not schema:
+        raise ValueError("no outputSchema names the .proto file")
+    message = _protobuf_class(schema)()
     try:
-        if format == "avro":
-            return _decode_avro(body, schema)
-        if not schema:
-            raise ValueError("no outputSchema names the .proto file")
-        message = _protobuf_class(schema)()
         message.ParseFromString(body)
-        return json_format.MessageToDict(message, preserving_proto_field_name=True)
-    except ValueError as exc:
-        raise ValueError(f"the {format} body does not decode: {exc}") from None
-    except (DecodeError, EOFError, IndexError, TypeError, KeyError, OverflowError) as exc:
-        raise ValueError(f"the {format} body does not decode: {type(exc).__name__}: {exc}") from None
+    except DecodeError as exc:
+        raise ValueError(f"DecodeError: {exc}") from None
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
 def _decode_avro(body: bytes, schema: str | None) -> Any:

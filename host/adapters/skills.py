@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -23,6 +24,7 @@ from host.plugins import Catalog
 
 SKILLS_PATH = "/skills"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_T = TypeVar("_T")
 _TITLES = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 413: "Content Too Large"}
 
 
@@ -107,12 +109,17 @@ def _detail(skill: Skill) -> Handler:
     return detail
 
 
+async def _off_loop(read: Callable[..., _T], *args: str) -> _T:
+    """``read(*args)`` on a worker thread (it touches the disk); a refused file is the caller's error."""
+    try:
+        return await asyncio.to_thread(read, *args)
+    except SkillFileError as exc:
+        raise _refusal(exc) from None
+
+
 def _contents(skill: Skill) -> Handler:
     async def contents(request: web.Request) -> web.Response:
-        try:
-            files = await asyncio.to_thread(skill.files)
-        except SkillFileError as exc:
-            raise _refusal(exc) from None
+        files = await _off_loop(skill.files)
         return web.json_response({"name": skill.name, "files": files})
 
     return contents
@@ -122,10 +129,7 @@ def _file(skill: Skill) -> Handler:
     async def read(request: web.Request) -> web.Response:
         # Already decoded (%2e%2e is ..): Skill.read refuses dot segments, then checks the resolved path.
         relative = request.match_info["file"]
-        try:
-            body, path = await asyncio.to_thread(skill.read, relative)
-        except SkillFileError as exc:
-            raise _refusal(exc) from None
+        body, path = await _off_loop(skill.read, relative)
         kind = "text/markdown" if path.endswith(".md") else mimetypes.guess_type(path)[0]
         return web.Response(body=body, content_type=kind or "application/octet-stream", headers=_INERT)
 
@@ -134,10 +138,7 @@ def _file(skill: Skill) -> Handler:
 
 def _download(skill: Skill) -> Handler:
     async def download(request: web.Request) -> web.Response:
-        try:
-            body = await asyncio.to_thread(skill.archive)
-        except SkillFileError as exc:
-            raise _refusal(exc) from None
+        body = await _off_loop(skill.archive)
         headers = {**_INERT, "Content-Disposition": f'attachment; filename="{skill.name}.zip"'}
         return web.Response(body=body, content_type="application/zip", headers=headers)
 

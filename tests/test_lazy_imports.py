@@ -17,6 +17,7 @@ LAZY = {
     "google.protobuf": "a protobuf outputRawFormat",
     "proto_schema_parser": "a protobuf outputRawFormat",
     "html.parser": "an html or markdown outputRawFormat",
+    "host.openapi.converter": "an OpenAPI document served or imported",
 }
 
 BUILD_DEFAULT_HOST = """

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from host.openapi import ALPHA2, ALPHA3, OpenApiError, Options, import_file, to_yaml
+from host.openapi import ALPHA2, ALPHA3, OpenApiError, import_file, to_yaml
 
 VERSIONS = {"alpha2": ALPHA2, "alpha3": ALPHA3}
 
@@ -43,6 +43,8 @@ def add_subcommand(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from host.openapi.converter import Options
+
     if args.namespace is not None and not _kebab_ok(args.namespace):
         return _fail(f"--namespace {args.namespace!r}: use letters, digits and '-' only")
     options = Options(

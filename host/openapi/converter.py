@@ -12,11 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from host.openapi import ALPHA3
 from host.openapi.names import UniqueNames, env_name, kebab, operation_name, resource_name
 from host.openapi.schemas import IDENTIFIER, BodyPlan, Input, Unsupported, describe, json_type, plan_body
 from host.openapi.source import Api, Operation, Parameter
 
-ALPHA2, ALPHA3 = "1.0.0-alpha2", "1.0.0-alpha3"
 PLACEHOLDER_BASE_URI = "https://api.example.com"  # the reference's, for documents without servers
 CALLABLE = ("get", "post", "put", "patch", "delete")
 # OpenAPI: header parameters with these names SHALL be ignored (the host sets them).
@@ -32,7 +32,6 @@ class Options:
     mcp: bool = True
     rest: bool = False
     version: str = ALPHA3
-    source: str = ""
 
 
 @dataclass(frozen=True)

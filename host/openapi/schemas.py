@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from host.openapi.source import Body, OpenApiError, Resolver
+from host.openapi import OpenApiError
+from host.openapi.source import Body, Resolver
 
 JSON_TYPES = ("string", "number", "integer", "boolean", "array", "object")
 # Names a capability file can carry (the schema's IdentifierExtended).

@@ -19,12 +19,10 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from host.openapi import OpenApiError, is_openapi
+
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-
-
-class OpenApiError(Exception):
-    """The document cannot be read as OpenAPI at all (the message says why)."""
 
 
 def read_document(path: Path) -> dict[str, Any]:
@@ -43,13 +41,6 @@ def read_document(path: Path) -> dict[str, Any]:
         raise OpenApiError(f"{path}: not an OpenAPI document (no 'openapi' or 'swagger' version at the top)")
     assert isinstance(document, dict)
     return document
-
-
-def is_openapi(document: Any) -> bool:
-    """An OpenAPI (3.x) or Swagger (2.0) document, as opposed to a capability file."""
-    if not isinstance(document, dict) or "naftiko" in document:
-        return False
-    return str(document.get("openapi", "")).startswith("3.") or str(document.get("swagger", "")) == "2.0"
 
 
 class Resolver:
@@ -154,15 +145,14 @@ def parse(document: Mapping[str, Any], base: Path | None = None) -> Api:
         info = {}
     components = document.get("components") if isinstance(document.get("components"), dict) else {}
     schemes = document.get("securityDefinitions") if swagger else (components or {}).get("securitySchemes")
+    resolved_schemes = {str(name): resolver.value(scheme) for name, scheme in (schemes or {}).items()}
     return Api(
         version=f"Swagger {document['swagger']}" if swagger else f"OpenAPI {document.get('openapi')}",
         title=str(info.get("title") or ""),
         description=str(info.get("description") or info.get("summary") or ""),
         servers=_swagger_servers(document) if swagger else _servers(document, resolver),
         security_schemes={
-            str(name): resolver.value(scheme)
-            for name, scheme in (schemes or {}).items()
-            if isinstance(resolver.value(scheme), dict)
+            name: scheme for name, scheme in resolved_schemes.items() if isinstance(scheme, dict)
         },
         security=_security(document.get("security")),
         operations=list(_operations(document, resolver, swagger=swagger)),
@@ -215,7 +205,7 @@ def _operations(document: Mapping[str, Any], resolver: Resolver, *, swagger: boo
             if swagger:
                 parameters, body = _swagger_inputs(declared, raw, document)
             else:
-                parameters = [_parameter(p, resolver) for p in declared if p.get("in") != "body"]
+                parameters = [_parameter(p) for p in declared if p.get("in") != "body"]
                 body = _body(raw.get("requestBody"), resolver)
             yield Operation(
                 method=method,
@@ -240,7 +230,7 @@ def _merge_parameters(shared: list[Any], own: list[Any], resolver: Resolver) -> 
     return list(merged.values())
 
 
-def _parameter(raw: Mapping[str, Any], resolver: Resolver) -> Parameter:
+def _parameter(raw: Mapping[str, Any]) -> Parameter:
     schema = raw.get("schema")
     content = raw.get("content")
     if schema is None and isinstance(content, dict):

@@ -87,9 +87,7 @@ class Redactor(logging.Filter):
         return data
 
     def scrub(self, text: str) -> str:
-        for value in self._values:
-            if value in text:
-                text = text.replace(value, REDACTED)
+        text = self.redact_values(text)
         # The patterns only match text with a quote or the word authorization: skip them otherwise
         # (the access log's lines, on every request, have neither).
         if '"' in text:

@@ -27,9 +27,11 @@ Arguments = Mapping[str, Any]
 
 ANY_OBJECT: JsonSchema = MappingProxyType({"type": "object"})
 
-# REST paths the host serves itself (host/adapters/rest.py's RESERVED_PATHS; /skills when a skill is
+# REST paths the host serves itself (the REST adapter serves them; /skills when a skill is
 # served): a capability's resource there cannot be served.
-HOST_REST_PATHS = ("/healthz", "/readyz", "/openapi.json", "/metrics")
+HEALTH_PATHS = ("/healthz", "/readyz")
+OPENAPI_PATH = "/openapi.json"
+HOST_REST_PATHS = (*HEALTH_PATHS, OPENAPI_PATH, "/metrics")
 SKILLS_PATH = "/skills"
 
 

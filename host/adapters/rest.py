@@ -22,7 +22,7 @@ from host.engine import Engine, Outcome
 from host.errors import BadRequest, CallError, StartupError
 from host.gate import ROUTE_POLICIES, ItemPolicy, Port, item_policy
 from host.inbound import load_json
-from host.model import RestResource
+from host.model import HEALTH_PATHS, HOST_REST_PATHS, OPENAPI_PATH, RestResource
 from host.plugins import Catalog
 
 log = logging.getLogger("host.rest")
@@ -103,9 +103,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         )
 
 
-HEALTH_PATHS = ("/healthz", "/readyz")
-OPENAPI_PATH = "/openapi.json"
-RESERVED_PATHS = (*HEALTH_PATHS, OPENAPI_PATH, "/metrics")
+RESERVED_PATHS = HOST_REST_PATHS  # host.model's, so the capability loader refuses the same routes
 # What the gate needs to know about this port: the probes are public, refusals are problems.
 REST_PORT = Port("rest", render_problem, frozenset(HEALTH_PATHS))
 

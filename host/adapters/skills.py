@@ -18,11 +18,10 @@ from aiohttp import web
 
 from host.errors import CallError, StartupError
 from host.gate import ROUTE_POLICIES, ItemPolicy, item_policy
-from host.model import CallerAuth
+from host.model import SKILLS_PATH, CallerAuth
 from host.naftiko.skills import Skill, SkillFileError
 from host.plugins import Catalog
 
-SKILLS_PATH = "/skills"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _T = TypeVar("_T")
 _TITLES = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 413: "Content Too Large"}
